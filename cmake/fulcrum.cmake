@@ -1,0 +1,18 @@
+# fulcrum_module(NAME SOURCES... DEPS ...): a static library for src/<NAME>, namespace fulcrum::<NAME>.
+function(fulcrum_module name)
+  cmake_parse_arguments(M "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(fulcrum_${name} STATIC ${M_SOURCES})
+  target_include_directories(fulcrum_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(fulcrum_${name} PUBLIC ${M_DEPS} PRIVATE fulcrum_warnings)
+endfunction()
+
+# fulcrum_unit_test(NAME SOURCES... DEPS ...): a GoogleTest binary registered with ctest.
+find_package(GTest REQUIRED)
+include(GoogleTest)
+function(fulcrum_unit_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
+  target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main fulcrum_warnings)
+  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS unit)
+endfunction()
