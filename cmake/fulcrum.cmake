@@ -16,3 +16,12 @@ function(fulcrum_unit_test name)
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main fulcrum_warnings)
   gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS unit)
 endfunction()
+
+# llhttp, compiled from the C sources Debian's node-llhttp ships (the only HTTP/1 parser we use).
+set(FULCRUM_LLHTTP_DIR /usr/share/llhttp)
+if(EXISTS ${FULCRUM_LLHTTP_DIR}/llhttp.c)
+  add_library(llhttp STATIC ${FULCRUM_LLHTTP_DIR}/llhttp.c ${FULCRUM_LLHTTP_DIR}/api.c
+                            ${FULCRUM_LLHTTP_DIR}/http.c)
+  target_include_directories(llhttp SYSTEM PUBLIC /usr/share/include/llhttp)
+  set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endif()

@@ -1,0 +1,63 @@
+// fulcrumd: the Fulcrum node daemon. Serves the load balancers of --config on one worker per
+// CPU (or --workers N) until SIGTERM (graceful drain) or SIGINT.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "base/log.h"
+#include "server/server.h"
+
+int main(int argc, char** argv) {
+  using namespace fulcrum;
+  server::ServerOptions options;
+  std::string log_level = "info";
+  bool check_only = false;
+  CLI::App app{"fulcrumd: the Fulcrum load balancer node daemon"};
+  app.add_option("-c,--config", options.config_path,
+                 "YAML file with load balancers, server groups and listeners")
+      ->check(CLI::ExistingFile);
+  app.add_option("-w,--workers", options.workers, "worker threads (default: one per CPU)")
+      ->check(CLI::Range(0, 256));
+  app.add_option("--log-level", log_level, "debug|info|warn|error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_flag("--check", check_only, "validate --config and exit (0 = valid)");
+  CLI11_PARSE(app, argc, argv);
+
+  base::LogLevel level;
+  base::parse_log_level(log_level, &level);
+  base::set_log_level(level);
+
+  if (check_only) {
+    auto st = server::Server::check(options.config_path);
+    if (!st.ok()) {
+      std::fprintf(stderr, "fulcrumd: %s: %s\n", options.config_path.c_str(),
+                   st.error().to_string().c_str());
+      return 2;
+    }
+    std::printf("%s: ok\n", options.config_path.c_str());
+    return 0;
+  }
+
+  // Signals are taken by the control thread through signalfd: block them before any thread
+  // starts so that every thread inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  server::Server server(options);
+  if (auto st = server.start(); !st.ok()) {
+    std::fprintf(stderr, "fulcrumd: %s%s%s\n",
+                 options.config_path.empty() ? "" : options.config_path.c_str(),
+                 options.config_path.empty() ? "" : ": ", st.error().to_string().c_str());
+    return 2;
+  }
+  FLOG_INFO("fulcrumd ready (pid {})", static_cast<long>(getpid()));
+  return server.run();
+}

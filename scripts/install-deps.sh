@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package Fulcrum needs to build, test and run (Debian 12, as root).
+#   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh --bench  also the peers and load generators of bench/
+#   scripts/install-deps.sh --fuzz   also clang-14 for the libFuzzer targets
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config make
+  # libraries (ARCHITECTURE.md: chosen dependencies)
+  libyaml-cpp-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # integration tests: real clients, the test driver, process and network tools
+  python3 curl netcat-openbsd iproute2 procps
+)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(haproxy nginx iperf3 wrk) ;;
+    --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,129 @@
+#include "config/compile.h"
+
+#include <map>
+
+#include "base/hash.h"
+
+namespace fulcrum::config {
+
+namespace {
+
+balance::Scheduler to_balance(Scheduler s) {
+  switch (s) {
+    case Scheduler::kWrr: return balance::Scheduler::kWrr;
+    case Scheduler::kRr: return balance::Scheduler::kRr;
+    case Scheduler::kWlc: return balance::Scheduler::kWlc;
+    case Scheduler::kSch: return balance::Scheduler::kSch;
+    case Scheduler::kTch: return balance::Scheduler::kTch;
+  }
+  return balance::Scheduler::kWrr;
+}
+
+snapshot::ProxyProtocol to_snapshot(ProxyProtocol p) {
+  switch (p) {
+    case ProxyProtocol::kNone: return snapshot::ProxyProtocol::kNone;
+    case ProxyProtocol::kV1: return snapshot::ProxyProtocol::kV1;
+    case ProxyProtocol::kV2: return snapshot::ProxyProtocol::kV2;
+  }
+  return snapshot::ProxyProtocol::kNone;
+}
+
+std::string backend_name(const Backend& b) {
+  if (b.address.find(':') != std::string::npos) {
+    return "[" + b.address + "]:" + std::to_string(b.port);
+  }
+  return b.address + ":" + std::to_string(b.port);
+}
+
+base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const ServerGroup& g,
+                                                                       const std::string& path) {
+  auto out = std::make_shared<snapshot::ServerGroup>();
+  out->name = g.name;
+  for (size_t i = 0; i < g.backends.size(); ++i) {
+    const Backend& b = g.backends[i];
+    auto addr = net::SocketAddress::from_ip_port(b.address, b.port);
+    if (!addr) {
+      return base::Error::config(path + ".backends[" + std::to_string(i) + "].address",
+                                 "must be an IPv4 or IPv6 address");
+    }
+    snapshot::Backend sb;
+    sb.name = backend_name(b);
+    sb.address = *addr;
+    sb.weight = b.weight;
+    sb.id = base::hash_string(sb.name);
+    out->index_by_id.emplace(sb.id, static_cast<uint32_t>(out->backends.size()));
+    out->backends.push_back(std::move(sb));
+  }
+  return std::shared_ptr<const snapshot::ServerGroup>(std::move(out));
+}
+
+}  // namespace
+
+base::Result<Compiled> compile(const Config& config, uint64_t generation) {
+  auto snap = std::make_shared<snapshot::Snapshot>();
+  snap->generation = generation;
+  Compiled out;
+  for (size_t li = 0; li < config.loadbalancers.size(); ++li) {
+    const LoadBalancer& lb = config.loadbalancers[li];
+    std::string lb_path = "loadbalancers[" + std::to_string(li) + "]";
+    std::map<std::string, std::shared_ptr<const snapshot::ServerGroup>> groups;
+    for (size_t gi = 0; gi < lb.server_groups.size(); ++gi) {
+      auto g = compile_group(lb.server_groups[gi],
+                             lb_path + ".server_groups[" + std::to_string(gi) + "]");
+      if (!g.ok()) return g.take_error();
+      groups.emplace(lb.server_groups[gi].name, std::move(*g));
+    }
+    for (size_t i = 0; i < lb.listeners.size(); ++i) {
+      const Listener& l = lb.listeners[i];
+      std::string path = lb_path + ".listeners[" + std::to_string(i) + "]";
+      // Refuse what this build would otherwise silently ignore.
+      if (l.protocol != Protocol::kTcp) {
+        return base::Error::config(path + ".protocol", std::string(to_string(l.protocol)) +
+                                                           " listeners are not available in "
+                                                           "this version (tcp only)");
+      }
+      if (l.acl) {
+        return base::Error::config(path + ".acl", "access control lists are not enforced by "
+                                                  "this version; remove the field");
+      }
+      if (l.bandwidth_mbps != -1) {
+        return base::Error::config(path + ".bandwidth_mbps",
+                                   "bandwidth limits are not enforced by this version; use -1");
+      }
+      auto bind = net::SocketAddress::from_ip_port(lb.address, l.port);
+      if (!bind) return base::Error::config(lb_path + ".address", "must be an IP address");
+      auto g = groups.find(l.server_group);
+      if (g == groups.end()) {
+        return base::Error::config(path + ".server_group", "no server group named '" +
+                                                               l.server_group + "'");
+      }
+      auto sl = std::make_shared<snapshot::Listener>();
+      sl->lb_name = lb.name;
+      sl->id = l.id();
+      sl->protocol = snapshot::Protocol::kTcp;
+      sl->bind = *bind;
+      sl->running = lb.status == "active" && l.status == ListenerStatus::kRunning;
+      sl->scheduler = to_balance(l.scheduler);
+      sl->group = g->second;
+      std::vector<uint32_t> weights;
+      std::vector<uint64_t> ids;
+      for (const auto& b : sl->group->backends) {
+        weights.push_back(b.weight);
+        ids.push_back(b.id);
+      }
+      sl->table = balance::Table::build(sl->scheduler, weights, ids);
+      sl->connect_timeout_ms = l.connect_timeout_ms;
+      sl->idle_timeout_ms = l.idle_timeout_ms;
+      sl->persistence_timeout_ms = l.persistence_timeout_ms;
+      sl->drain_timeout_ms = l.drain_timeout_ms;
+      sl->proxy_protocol = to_snapshot(l.proxy_protocol);
+      sl->fail_open = l.all_unhealthy == AllUnhealthy::kFailOpen;
+      snap->listeners.push_back(std::move(sl));
+      out.listener_paths.push_back(path);
+    }
+  }
+  out.snapshot = std::move(snap);
+  return out;
+}
+
+}  // namespace fulcrum::config

@@ -1,0 +1,34 @@
+// What every L4 object on one worker shares: the loop, pooled buffers and pipes, counters.
+// [worker] only.
+#pragma once
+
+#include <cstdint>
+
+#include "net/buffer.h"
+#include "net/event_loop.h"
+
+namespace fulcrum::l4 {
+
+struct Counters {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_active = 0;
+  uint64_t connections_failed = 0;   // no backend could be reached
+  uint64_t connect_retries = 0;      // a backend failed and another was tried
+  uint64_t idle_timeouts = 0;
+  uint64_t bytes_in = 0;             // client -> backend
+  uint64_t bytes_out = 0;            // backend -> client
+  uint64_t splice_flows = 0;         // directions that switched to splice
+};
+
+class SessionRegistry;
+
+struct WorkerContext {
+  explicit WorkerContext(net::EventLoop& l) : loop(l) {}
+  net::EventLoop& loop;
+  net::BufferPool buffers;
+  net::PipePool pipes;
+  Counters counters;
+  SessionRegistry* sessions = nullptr;
+};
+
+}  // namespace fulcrum::l4

@@ -1,0 +1,101 @@
+#include "l4/tcp_listener.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/log.h"
+#include "l4/tcp_session.h"
+
+namespace fulcrum::l4 {
+
+namespace {
+// Source-IP persistence entries one worker keeps per listener; the oldest go first when full.
+constexpr size_t kPersistenceEntries = 1 << 18;
+// Persistence cleanup: every second, drop at most this many expired entries.
+constexpr int64_t kSweepIntervalMs = 1000;
+constexpr size_t kSweepBudget = 4096;
+}  // namespace
+
+ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
+                             const ListenerState* previous)
+    : config(std::move(cfg)),
+      cursor(*config->table),
+      active(config->group->backends.size(), 0),
+      persistence(config->persistence_timeout_ms > 0 ? kPersistenceEntries : 1) {
+  if (!previous) return;
+  // Carry active connection counts over by backend identity so wlc stays accurate across a
+  // configuration change. (Sessions of the old generation decrement the old state; the counts
+  // here are a snapshot at the change and converge as old sessions end.)
+  const auto& old_backends = previous->config->group->backends;
+  for (size_t i = 0; i < old_backends.size(); ++i) {
+    auto it = config->group->index_by_id.find(old_backends[i].id);
+    if (it != config->group->index_by_id.end()) active[it->second] = previous->active[i];
+  }
+}
+
+TcpListener::TcpListener(WorkerContext& ctx, net::UniqueFd fd,
+                         std::shared_ptr<const snapshot::Listener> cfg)
+    : ctx_(ctx),
+      fd_(std::move(fd)),
+      state_(std::make_shared<ListenerState>(std::move(cfg), nullptr)),
+      sweep_timer_(ctx.loop, &TcpListener::on_sweep, this) {
+  if (auto a = net::local_address(fd_.get()); a.ok()) bound_ = *a;
+  std::string_view ip = bound_.ip_bytes();
+  bound_is_wildcard_ = ip.find_first_not_of('\0') == std::string_view::npos;
+  if (auto st = ctx_.loop.add(fd_.get(), EPOLLIN, this); !st.ok()) {
+    FLOG_ERROR("listener {}: {}", state_->config->id, st.error().message);
+  }
+  sweep_timer_.arm_in(kSweepIntervalMs);
+  accept_all();  // connections may have queued before registration
+}
+
+TcpListener::~TcpListener() { ctx_.loop.remove(fd_.get()); }
+
+void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
+  state_ = std::make_shared<ListenerState>(std::move(cfg), state_.get());
+}
+
+void TcpListener::on_io(uint32_t /*events*/) { accept_all(); }
+
+void TcpListener::accept_all() {
+  // Edge-triggered: accept until the queue is empty. Each worker has its own SO_REUSEPORT
+  // socket, so no other thread competes for this queue.
+  for (;;) {
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        FLOG_WARN("listener {}: accept: {}", state_->config->id, std::strerror(errno));
+      }
+      return;
+    }
+    ++ctx_.counters.connections_accepted;
+    net::UniqueFd client(fd);
+    // The local address is the bound one unless the listener is on a wildcard address; only
+    // then does it cost a getsockname per connection.
+    net::SocketAddress local = bound_;
+    if (bound_is_wildcard_) {
+      if (auto a = net::local_address(fd); a.ok()) local = *a;
+    }
+    auto* session = new TcpSession(
+        ctx_, state_, std::move(client),
+        net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len), local);
+    session->start();  // owned by the registry from here; deleted through the loop
+  }
+}
+
+void TcpListener::on_sweep(void* self) {
+  auto* l = static_cast<TcpListener*>(self);
+  if (l->state_->config->persistence_timeout_ms > 0) {
+    l->state_->persistence.expire(l->ctx_.loop.now_ms(), kSweepBudget);
+  }
+  l->sweep_timer_.arm_in(kSweepIntervalMs);
+}
+
+}  // namespace fulcrum::l4

@@ -1,0 +1,103 @@
+// One proxied TCP connection: picks a backend, connects (retrying other backends on failure),
+// then relays both directions with half-close propagation, idle timeout and splice for bulk
+// flows. [worker] only; owned by the worker's SessionRegistry, destroyed through defer_delete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "balance/balancer.h"
+#include "l4/context.h"
+#include "l4/tcp_listener.h"
+#include "net/address.h"
+#include "net/buffer.h"
+#include "net/event_loop.h"
+#include "net/socket.h"
+
+namespace fulcrum::l4 {
+
+class TcpSession;
+
+// Every live session of one worker, for draining at shutdown. [worker]
+class SessionRegistry {
+ public:
+  void add(TcpSession* s);
+  void remove(TcpSession* s);
+  size_t size() const { return count_; }
+  // Closes every session (RST to both sides): the drain deadline has passed.
+  void close_all();
+
+ private:
+  friend class TcpSession;
+  TcpSession* head_ = nullptr;
+  size_t count_ = 0;
+};
+
+class TcpSession final : public net::Deferred {
+ public:
+  TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerState> state, net::UniqueFd client,
+             const net::SocketAddress& peer, const net::SocketAddress& local);
+  ~TcpSession() override;
+
+  // Picks a backend and starts connecting; may end the session at once (no backend).
+  void start();
+  // Ends the session now, with RST on both sides when `reset`.
+  void close(bool reset);
+
+ private:
+  friend class SessionRegistry;
+  enum class State : uint8_t { kConnecting, kRelaying, kClosed };
+
+  struct Side final : net::IoHandler {
+    TcpSession* session = nullptr;
+    int fd = -1;
+    bool readable = false;
+    bool writable = false;
+    bool read_eof = false;   // peer sent FIN
+    bool write_shut = false;  // we sent FIN
+    void on_io(uint32_t events) override;
+  };
+  // One direction of the relay: bytes read from `from` are written to `to`.
+  struct Flow {
+    Side* from = nullptr;
+    Side* to = nullptr;
+    std::unique_ptr<net::Buffer> buffer;
+    net::Pipe pipe;
+    bool splice = false;
+    uint32_t full_reads = 0;  // reads that filled the whole buffer: evidence of a bulk flow
+    uint64_t* byte_counter = nullptr;
+  };
+
+  void on_side_io(Side& side, uint32_t events);
+  bool connect_next();
+  void on_connected();
+  void on_connect_failed(int err);
+  void run_relay();
+  // Moves what it can in one direction. Returns false when the session was closed.
+  bool pump(Flow& flow);
+  bool pump_buffered(Flow& flow, bool* progress);
+  bool pump_spliced(Flow& flow, bool* progress);
+  void release_backend();
+  static void on_timer(void* self);
+
+  WorkerContext& ctx_;
+  std::shared_ptr<ListenerState> state_;
+  net::SocketAddress peer_;
+  net::SocketAddress local_;
+  Side client_;
+  Side backend_;
+  net::UniqueFd client_fd_;
+  net::UniqueFd backend_fd_;
+  Flow up_;    // client -> backend
+  Flow down_;  // backend -> client
+  net::Timer timer_;  // connect timeout, then idle timeout
+  balance::HostMask tried_;
+  uint32_t backend_index_ = balance::kNoHost;
+  uint32_t attempts_ = 0;
+  int64_t last_activity_ms_ = 0;
+  State state_kind_ = State::kConnecting;
+  TcpSession* prev_ = nullptr;  // SessionRegistry list
+  TcpSession* next_ = nullptr;
+};
+
+}  // namespace fulcrum::l4

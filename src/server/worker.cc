@@ -1,0 +1,115 @@
+#include "server/worker.h"
+
+#include <pthread.h>
+
+#include "base/log.h"
+#include "l4/tcp_listener.h"
+#include "l4/tcp_session.h"
+
+namespace fulcrum::server {
+
+namespace {
+constexpr int64_t kDrainTickMs = 100;  // how often a draining worker looks at its connections
+}
+
+std::string listener_key(const snapshot::Listener& l) {
+  const char* transport = l.protocol == snapshot::Protocol::kUdp ? "udp" : "tcp";
+  return std::string(transport) + " " + l.bind.to_string();
+}
+
+base::Result<std::unique_ptr<Worker>> Worker::create(uint32_t index) {
+  auto loop = net::EventLoop::create();
+  if (!loop.ok()) return loop.take_error();
+  return std::unique_ptr<Worker>(new Worker(index, std::move(*loop)));
+}
+
+Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop)
+    : index_(index),
+      loop_(std::move(loop)),
+      sessions_(std::make_unique<l4::SessionRegistry>()),
+      ctx_(*loop_) {
+  ctx_.sessions = sessions_.get();
+}
+
+Worker::~Worker() {
+  join();
+  // Order matters: listeners and sessions use the loop's timers.
+  listeners_.clear();
+  sessions_->close_all();
+  drain_timer_.reset();
+  loop_.reset();
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    std::string name = "fulcrum-w" + std::to_string(index_);
+    pthread_setname_np(pthread_self(), name.c_str());
+    loop_->run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
+                   std::vector<SocketHandoff> sockets, std::function<void(uint64_t)> done) {
+  auto handoff = std::make_shared<std::vector<SocketHandoff>>(std::move(sockets));
+  loop_->post([this, snap = std::move(snap), handoff, done = std::move(done)]() mutable {
+    std::map<std::string, net::UniqueFd> fresh;
+    for (auto& h : *handoff) fresh.emplace(h.key, std::move(h.fd));
+    std::map<std::string, std::unique_ptr<l4::TcpListener>> next;
+    for (const auto& l : snap->listeners) {
+      if (l->protocol != snapshot::Protocol::kTcp || !l->running) continue;
+      std::string key = listener_key(*l);
+      if (auto it = listeners_.find(key); it != listeners_.end()) {
+        it->second->update(l);
+        next.emplace(key, std::move(it->second));
+        listeners_.erase(it);
+      } else if (auto f = fresh.find(key); f != fresh.end()) {
+        next.emplace(key, std::make_unique<l4::TcpListener>(ctx_, std::move(f->second), l));
+      } else {
+        FLOG_ERROR("worker {}: no socket for listener {}", index_, key);
+      }
+    }
+    listeners_.swap(next);  // listeners left in `next` are gone: their sockets close now
+    next.clear();
+    snapshot_ = std::move(snap);
+    done(snapshot_->generation);
+  });
+}
+
+void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
+  loop_->post([this, deadline_ms, drained = std::move(drained)]() mutable {
+    if (drain_done_) return;
+    listeners_.clear();  // stop accepting; established connections go on
+    drain_deadline_ms_ = deadline_ms;
+    drained_ = std::move(drained);
+    drain_timer_ = std::make_unique<net::Timer>(*loop_, &Worker::on_drain_tick, this);
+    check_drained();
+  });
+}
+
+void Worker::on_drain_tick(void* self) { static_cast<Worker*>(self)->check_drained(); }
+
+void Worker::check_drained() {
+  if (sessions_->size() > 0 && loop_->now_ms() < drain_deadline_ms_) {
+    drain_timer_->arm_in(kDrainTickMs);
+    return;
+  }
+  if (sessions_->size() > 0) {
+    FLOG_WARN("worker {}: drain deadline passed, closing {} connections", index_,
+              sessions_->size());
+    sessions_->close_all();
+  }
+  drain_done_ = true;
+  drain_timer_->cancel();
+  if (drained_) drained_();
+  loop_->stop();
+}
+
+void Worker::read_counters(std::function<void(const l4::Counters&)> reply) {
+  loop_->post([this, reply = std::move(reply)] { reply(ctx_.counters); });
+}
+
+}  // namespace fulcrum::server

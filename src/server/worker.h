@@ -1,0 +1,77 @@
+// A worker: one thread, one event loop, its share of every listener (its own SO_REUSEPORT
+// socket), and all connections accepted on them. The control thread talks to it only by posting
+// messages (apply a snapshot, drain, read counters). [control] calls post; the rest runs on the
+// worker's thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/result.h"
+#include "l4/context.h"
+#include "net/event_loop.h"
+#include "net/socket.h"
+#include "snapshot/snapshot.h"
+
+namespace fulcrum::l4 {
+class TcpListener;
+class SessionRegistry;
+}  // namespace fulcrum::l4
+
+namespace fulcrum::server {
+
+// A listening socket handed to a worker for a listener key ("tcp 127.0.0.1:8000").
+struct SocketHandoff {
+  std::string key;
+  net::UniqueFd fd;
+};
+
+class Worker {
+ public:
+  static base::Result<std::unique_ptr<Worker>> create(uint32_t index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  void start();
+  void join();
+  uint32_t index() const { return index_; }
+
+  // [control] Makes `snap` current: adopts the new sockets, updates listeners whose key is in
+  // the snapshot, closes listening sockets whose key is gone (their connections go on).
+  // `done(generation)` runs on the worker thread when the swap is complete.
+  void apply(std::shared_ptr<const snapshot::Snapshot> snap, std::vector<SocketHandoff> sockets,
+             std::function<void(uint64_t)> done);
+  // [control] Stops accepting; when no connection is left, or at `deadline_ms` (monotonic) when
+  // connections are closed by force, runs `drained` on the worker thread and stops the loop.
+  void drain(int64_t deadline_ms, std::function<void()> drained);
+  // [control] Copies the counters on the worker thread and hands them to `reply` there.
+  void read_counters(std::function<void(const l4::Counters&)> reply);
+
+ private:
+  Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop);
+  void check_drained();
+  static void on_drain_tick(void* self);
+
+  uint32_t index_;
+  std::unique_ptr<net::EventLoop> loop_;
+  std::unique_ptr<l4::SessionRegistry> sessions_;
+  l4::WorkerContext ctx_;
+  std::map<std::string, std::unique_ptr<l4::TcpListener>> listeners_;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  std::unique_ptr<net::Timer> drain_timer_;
+  int64_t drain_deadline_ms_ = 0;
+  std::function<void()> drained_;
+  bool drain_done_ = false;
+  std::thread thread_;
+};
+
+// The key that identifies a listening socket: transport and bound address. Listeners whose key
+// does not change across generations keep their sockets.
+std::string listener_key(const snapshot::Listener& l);
+
+}  // namespace fulcrum::server

@@ -1,0 +1,120 @@
+#include "net/event_loop.h"
+
+#include <gtest/gtest.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+namespace fulcrum::net {
+namespace {
+
+std::unique_ptr<EventLoop> make_loop() {
+  auto loop = EventLoop::create();
+  EXPECT_TRUE(loop.ok());
+  return std::move(*loop);
+}
+
+struct Recorder {
+  std::vector<int>* order;
+  int tag;
+  EventLoop* loop;
+  bool stop_after = false;
+  static void fire(void* self) {
+    auto* r = static_cast<Recorder*>(self);
+    r->order->push_back(r->tag);
+    if (r->stop_after) r->loop->stop();
+  }
+};
+
+TEST(EventLoop, TimersFireInDeadlineOrderAndCancelledOnesDoNot) {
+  auto loop = make_loop();
+  std::vector<int> order;
+  Recorder a{&order, 1, loop.get()}, b{&order, 2, loop.get()}, c{&order, 3, loop.get(), true},
+      d{&order, 4, loop.get()};
+  Timer ta(*loop, &Recorder::fire, &a), tb(*loop, &Recorder::fire, &b),
+      tc(*loop, &Recorder::fire, &c), td(*loop, &Recorder::fire, &d);
+  tb.arm_in(20);
+  ta.arm_in(10);
+  tc.arm_in(40);
+  td.arm_in(30);
+  td.cancel();
+  tb.arm_in(25);  // re-arming replaces the earlier deadline
+  loop->run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(EventLoop, DestroyedTimerNeverFires) {
+  auto loop = make_loop();
+  std::vector<int> order;
+  Recorder a{&order, 1, loop.get()}, stop{&order, 9, loop.get(), true};
+  auto t = std::make_unique<Timer>(*loop, &Recorder::fire, &a);
+  t->arm_in(5);
+  t.reset();
+  Timer ts(*loop, &Recorder::fire, &stop);
+  ts.arm_in(20);
+  loop->run();
+  EXPECT_EQ(order, (std::vector<int>{9}));
+}
+
+TEST(EventLoop, PostFromAnotherThreadRunsOnLoop) {
+  auto loop = make_loop();
+  std::thread::id ran_on;
+  std::thread poster([&] { loop->post([&] { ran_on = std::this_thread::get_id(); loop->stop(); }); });
+  loop->run();
+  poster.join();
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+struct Reader final : IoHandler {
+  int fd;
+  EventLoop* loop;
+  std::string got;
+  void on_io(uint32_t) override {
+    char buf[64];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    if (got.size() >= 5) loop->stop();
+  }
+};
+
+TEST(EventLoop, EdgeTriggeredReadinessIsDelivered) {
+  auto loop = make_loop();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+  Reader r;
+  r.fd = sv[0];
+  r.loop = loop.get();
+  ASSERT_TRUE(loop->add(sv[0], EPOLLIN, &r).ok());
+  ASSERT_EQ(::write(sv[1], "hel", 3), 3);
+  loop->post([&] { ASSERT_EQ(::write(sv[1], "lo", 2), 2); });
+  loop->run();
+  EXPECT_EQ(r.got, "hello");
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+struct Tracked final : Deferred {
+  bool* destroyed;
+  explicit Tracked(bool* d) : destroyed(d) {}
+  ~Tracked() override { *destroyed = true; }
+};
+
+TEST(EventLoop, DeferredDeletionWaitsForTheBatch) {
+  auto loop = make_loop();
+  bool destroyed = false;
+  bool seen_alive_after_defer = false;
+  loop->post([&] {
+    loop->defer_delete(std::make_unique<Tracked>(&destroyed));
+    seen_alive_after_defer = !destroyed;
+    loop->stop();
+  });
+  loop->run();
+  EXPECT_TRUE(seen_alive_after_defer);
+  EXPECT_TRUE(destroyed);
+}
+
+}  // namespace
+}  // namespace fulcrum::net
