@@ -50,6 +50,10 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
 }
 
 Server::~Server() {
+  // On a failed start (or any exit that did not go through run()), close everything at once.
+  if (drained_workers_.load() < workers_.size()) {
+    for (auto& w : workers_) w->drain(0, [] {});
+  }
   for (auto& w : workers_) w->join();
 }
 

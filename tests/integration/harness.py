@@ -145,9 +145,26 @@ def ask_name(port, host="127.0.0.1", source=None):
         return recv_line(s)
 
 
-def source_stream(n, seed=1):
-    """The byte stream fulcrum-echo sends for `SOURCE n seed` (tools/fulcrum-echo/README.md)."""
-    raise NotImplementedError("filled in from fulcrum-echo's documented generator")
+def recv_crc(s, chunk=1 << 20):
+    """Reads until EOF; returns (byte count, crc32) without keeping the bytes."""
+    total, crc = 0, 0
+    while True:
+        data = s.recv(chunk)
+        if not data:
+            return total, crc & 0xFFFFFFFF
+        total += len(data)
+        crc = zlib.crc32(data, crc)
+
+
+def source_crc(echo_port, n, seed=1):
+    """(count, crc32) of `SOURCE n seed` read straight from a fulcrum-echo backend, no proxy.
+
+    test_echo.py pins that stream to its documented generator; this is the reference a proxied
+    download is compared with (computing 256 MiB of xorshift in Python would take a minute).
+    """
+    with contextlib.closing(connect(echo_port, timeout=60)) as s:
+        s.sendall(f"SOURCE {n} {seed}\n".encode())
+        return recv_crc(s)
 
 
 def crc32(data):

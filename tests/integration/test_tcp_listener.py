@@ -199,15 +199,9 @@ class TcpListenerTest(unittest.TestCase):
         n = 256 * 1024 * 1024
         with contextlib.closing(h.connect(port, timeout=60)) as s:
             s.sendall(f"SOURCE {n} 7\n".encode())
-            crc, total = 0, 0
-            while True:
-                chunk = s.recv(1 << 20)
-                if not chunk:
-                    break
-                total += len(chunk)
-                crc = h.zlib.crc32(chunk, crc)
+            total, crc = h.recv_crc(s)
         self.assertEqual(total, n)
-        self.assertEqual(crc & 0xFFFFFFFF, h.source_crc(n, 7))
+        self.assertEqual((total, crc), h.source_crc(a.port, n, 7))
 
     def test_idle_timeout_closes_idle_pairs(self):
         a = self.echo("a")
