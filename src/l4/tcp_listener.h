@@ -33,6 +33,8 @@ class TcpListener final : public net::IoHandler {
   // Adopts a new generation of this listener's configuration; running sessions keep theirs.
   void update(std::shared_ptr<const snapshot::Listener> cfg);
   void on_io(uint32_t events) override;
+  // The current generation of this listener's configuration.
+  const snapshot::Listener& config() const { return *state_->config; }
 
  private:
   void accept_all();

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -183,9 +184,29 @@ void TcpSession::on_connected() {
     up_.buffer->end = n;
   }
   last_activity_ms_ = ctx_.loop.now_ms();
-  timer_.arm_at(last_activity_ms_ + cfg.idle_timeout_ms);
+  arm_relay_timer();
   run_relay();
 }
+
+// While relaying, one timer serves the idle timeout and the drain deadline, whichever is first.
+// Activity does not re-arm it: on_timer looks at last_activity_ms_ and re-arms lazily.
+void TcpSession::arm_relay_timer() {
+  timer_.arm_at(std::min(last_activity_ms_ + state_->config->idle_timeout_ms, drain_deadline_ms_));
+}
+
+std::optional<uint64_t> TcpSession::backend_id() const {
+  if (backend_index_ == balance::kNoHost) return std::nullopt;
+  return state_->config->group->backends[backend_index_].id;
+}
+
+void TcpSession::drain_by(int64_t deadline_ms) {
+  if (state_kind_ == State::kClosed || deadline_ms >= drain_deadline_ms_) return;
+  drain_deadline_ms_ = deadline_ms;
+  if (state_kind_ == State::kRelaying) arm_relay_timer();
+  // While connecting, the connect timer runs; on_connected arms the relay timer with it.
+}
+
+void TcpSession::cancel_drain() { drain_deadline_ms_ = kNoDeadline; }
 
 void TcpSession::Side::on_io(uint32_t events) { session->on_side_io(*this, events); }
 
@@ -336,9 +357,14 @@ void TcpSession::on_timer(void* self) {
     return;
   }
   if (s->state_kind_ != State::kRelaying) return;
-  int64_t deadline = s->last_activity_ms_ + s->state_->config->idle_timeout_ms;
-  if (s->ctx_.loop.now_ms() < deadline) {
-    s->timer_.arm_at(deadline);  // there was traffic since: look again at the new deadline
+  int64_t now = s->ctx_.loop.now_ms();
+  if (now >= s->drain_deadline_ms_) {
+    ++s->ctx_.counters.drain_closes;
+    s->close(/*reset=*/false);
+    return;
+  }
+  if (now < s->last_activity_ms_ + s->state_->config->idle_timeout_ms) {
+    s->arm_relay_timer();  // there was traffic since: look again at the new deadline
     return;
   }
   ++s->ctx_.counters.idle_timeouts;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "balance/balancer.h"
 #include "l4/context.h"
@@ -26,6 +27,9 @@ class SessionRegistry {
   size_t size() const { return count_; }
   // Closes every session (RST to both sides): the drain deadline has passed.
   void close_all();
+  // Calls f(TcpSession&) for every session; f must not close sessions.
+  template <typename F>
+  void for_each(F&& f);
 
  private:
   friend class TcpSession;
@@ -44,9 +48,22 @@ class TcpSession final : public net::Deferred {
   // Ends the session now, with RST on both sides when `reset`.
   void close(bool reset);
 
+  // The listener generation this session started with, and the id of its backend (nullopt
+  // while it has none).
+  const snapshot::Listener& listener() const { return *state_->config; }
+  std::optional<uint64_t> backend_id() const;
+  // A configuration change removed this session's backend (or set its weight to 0, or removed
+  // its listener): the session ends gracefully at `deadline_ms` (monotonic) unless it ends first.
+  // A later deadline never replaces an earlier one.
+  void drain_by(int64_t deadline_ms);
+  // The backend is back in the configuration: no deadline any more.
+  void cancel_drain();
+
  private:
   friend class SessionRegistry;
   enum class State : uint8_t { kConnecting, kRelaying, kClosed };
+  static constexpr int64_t kNoDeadline = INT64_MAX;
+  void arm_relay_timer();
 
   struct Side final : net::IoHandler {
     TcpSession* session = nullptr;
@@ -95,9 +112,15 @@ class TcpSession final : public net::Deferred {
   uint32_t backend_index_ = balance::kNoHost;
   uint32_t attempts_ = 0;
   int64_t last_activity_ms_ = 0;
+  int64_t drain_deadline_ms_ = kNoDeadline;
   State state_kind_ = State::kConnecting;
   TcpSession* prev_ = nullptr;  // SessionRegistry list
   TcpSession* next_ = nullptr;
 };
+
+template <typename F>
+void SessionRegistry::for_each(F&& f) {
+  for (TcpSession* s = head_; s != nullptr; s = s->next_) f(*s);
+}
 
 }  // namespace fulcrum::l4

@@ -74,8 +74,32 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     }
     listeners_.swap(next);  // listeners left in `next` are gone: their sockets close now
     next.clear();
+    apply_drain_deadlines();
     snapshot_ = std::move(snap);
     done(snapshot_->generation);
+  });
+}
+
+// A connection whose backend left the configuration (removed, weight 0) or whose listener is gone
+// keeps running for the listener's drain_timeout, then ends; one whose backend is back is kept.
+void Worker::apply_drain_deadlines() {
+  int64_t now = loop_->now_ms();
+  sessions_->for_each([&](l4::TcpSession& s) {
+    auto id = s.backend_id();
+    if (!id) return;  // still connecting: it picks from its own generation and stays with it
+    auto it = listeners_.find(listener_key(s.listener()));
+    if (it == listeners_.end()) {
+      s.drain_by(now + s.listener().drain_timeout_ms);
+      return;
+    }
+    const snapshot::Listener& current = it->second->config();
+    const snapshot::ServerGroup& group = *current.group;
+    auto b = group.index_by_id.find(*id);
+    if (b == group.index_by_id.end() || group.backends[b->second].weight == 0) {
+      s.drain_by(now + current.drain_timeout_ms);
+    } else {
+      s.cancel_drain();
+    }
   });
 }
 

@@ -55,6 +55,7 @@ class Worker {
  private:
   Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop);
   void check_drained();
+  void apply_drain_deadlines();
   static void on_drain_tick(void* self);
 
   uint32_t index_;

@@ -294,6 +294,33 @@ class TcpListenerTest(unittest.TestCase):
         self.assertIn("reload refused", f.read_log())
         self.assertEqual(h.ask_name(port), "b")
 
+    def test_removed_backend_keeps_connections_for_drain_timeout(self):
+        a, b = self.echo("a"), self.echo("b")
+        port = h.free_port()
+        extra = "drain_timeout: 2"
+        f = self.fulcrumd(h.lb_yaml([(a.port, 100), (b.port, 0)], port, extra=extra))
+        on_a = h.connect(port, timeout=10)
+        self.cleanup.append(on_a.close)
+        on_a.sendall(b"NAME\n")
+        self.assertEqual(h.recv_line(on_a), "a")
+        f.reload(h.lb_yaml([(b.port, 100)], port, extra=extra))  # a is removed
+        started = time.monotonic()
+        on_b = h.connect(port, timeout=10)
+        self.cleanup.append(on_b.close)
+        on_b.sendall(b"NAME\n")
+        self.assertEqual(h.recv_line(on_b), "b")
+        # Inside the drain window the old connection still relays ...
+        on_a.sendall(b"ping")  # after NAME, fulcrum-echo echoes
+        self.assertEqual(on_a.recv(4), b"ping")
+        # ... and it ends (FIN, not reset) once drain_timeout has passed since the change.
+        self.assertEqual(on_a.recv(100), b"")
+        elapsed = time.monotonic() - started
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 4.0)
+        # The connection to the backend that stayed is untouched.
+        on_b.sendall(b"pong")
+        self.assertEqual(on_b.recv(4), b"pong")
+
     def test_sigterm_drains_then_exits_zero(self):
         a = self.echo("a")
         port = h.free_port()
