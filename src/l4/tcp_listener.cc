@@ -23,12 +23,10 @@ ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
                              const ListenerState* previous)
     : config(std::move(cfg)),
       cursor(*config->table),
-      active(config->group->backends.size(), 0),
-      persistence(config->persistence_timeout_ms > 0 ? kPersistenceEntries : 1) {
+      active(config->group->backends.size(), 0) {
   if (!previous) return;
-  // Carry active connection counts over by backend identity so wlc stays accurate across a
-  // configuration change. (Sessions of the old generation decrement the old state; the counts
-  // here are a snapshot at the change and converge as old sessions end.)
+  // Sessions of every generation count themselves in the current state (TcpSession::active_slot),
+  // so the counts move with the backends they belong to.
   const auto& old_backends = previous->config->group->backends;
   for (size_t i = 0; i < old_backends.size(); ++i) {
     auto it = config->group->index_by_id.find(old_backends[i].id);
@@ -40,13 +38,14 @@ TcpListener::TcpListener(WorkerContext& ctx, net::UniqueFd fd,
                          std::shared_ptr<const snapshot::Listener> cfg)
     : ctx_(ctx),
       fd_(std::move(fd)),
-      state_(std::make_shared<ListenerState>(std::move(cfg), nullptr)),
+      runtime_(std::make_shared<ListenerRuntime>()),
       sweep_timer_(ctx.loop, &TcpListener::on_sweep, this) {
+  update(std::move(cfg));
   if (auto a = net::local_address(fd_.get()); a.ok()) bound_ = *a;
   std::string_view ip = bound_.ip_bytes();
   bound_is_wildcard_ = ip.find_first_not_of('\0') == std::string_view::npos;
   if (auto st = ctx_.loop.add(fd_.get(), EPOLLIN, this); !st.ok()) {
-    FLOG_ERROR("listener {}: {}", state_->config->id, st.error().message);
+    FLOG_ERROR("listener {}: {}", config().id, st.error().message);
   }
   sweep_timer_.arm_in(kSweepIntervalMs);
   accept_all();  // connections may have queued before registration
@@ -55,7 +54,15 @@ TcpListener::TcpListener(WorkerContext& ctx, net::UniqueFd fd,
 TcpListener::~TcpListener() { ctx_.loop.remove(fd_.get()); }
 
 void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
-  state_ = std::make_shared<ListenerState>(std::move(cfg), state_.get());
+  bool persistent = cfg->persistence_timeout_ms > 0;
+  runtime_->current = std::make_shared<ListenerState>(std::move(cfg), runtime_->current.get());
+  // Entries keep their own expiry; turning persistence off forgets them, turning it on starts
+  // empty. Backend ids that left the group are ignored on lookup.
+  if (persistent && !runtime_->persistence) {
+    runtime_->persistence = std::make_unique<balance::PersistenceTable>(kPersistenceEntries);
+  } else if (!persistent) {
+    runtime_->persistence.reset();
+  }
 }
 
 void TcpListener::on_io(uint32_t /*events*/) { accept_all(); }
@@ -71,7 +78,7 @@ void TcpListener::accept_all() {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        FLOG_WARN("listener {}: accept: {}", state_->config->id, std::strerror(errno));
+        FLOG_WARN("listener {}: accept: {}", config().id, std::strerror(errno));
       }
       return;
     }
@@ -84,7 +91,7 @@ void TcpListener::accept_all() {
       if (auto a = net::local_address(fd); a.ok()) local = *a;
     }
     auto* session = new TcpSession(
-        ctx_, state_, std::move(client),
+        ctx_, runtime_, std::move(client),
         net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len), local);
     session->start();  // owned by the registry from here; deleted through the loop
   }
@@ -92,8 +99,8 @@ void TcpListener::accept_all() {
 
 void TcpListener::on_sweep(void* self) {
   auto* l = static_cast<TcpListener*>(self);
-  if (l->state_->config->persistence_timeout_ms > 0) {
-    l->state_->persistence.expire(l->ctx_.loop.now_ms(), kSweepBudget);
+  if (l->runtime_->persistence) {
+    l->runtime_->persistence->expire(l->ctx_.loop.now_ms(), kSweepBudget);
   }
   l->sweep_timer_.arm_in(kSweepIntervalMs);
 }

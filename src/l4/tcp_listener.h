@@ -13,14 +13,22 @@
 
 namespace fulcrum::l4 {
 
-// Balancing state for one listener generation on one worker. Sessions hold a shared_ptr so the
-// active counters they decrement outlive a configuration change.
+// Balancing state for one listener generation on one worker.
 struct ListenerState {
+  // Active connection counts are carried over from `previous` by backend identity.
   ListenerState(std::shared_ptr<const snapshot::Listener> cfg, const ListenerState* previous);
   std::shared_ptr<const snapshot::Listener> config;
   balance::Cursor cursor;
   std::vector<uint32_t> active;  // per backend of config->group
-  balance::PersistenceTable persistence;
+};
+
+// What outlives one generation of a listener on one worker: the current state, which sessions of
+// every generation account their connections to (so wlc counts stay true across reloads), and
+// the source-IP persistence table (so a reload keeps clients where they are). Held by the
+// listener and by each of its sessions; it outlives a removed listener until its last session.
+struct ListenerRuntime {
+  std::shared_ptr<ListenerState> current;
+  std::unique_ptr<balance::PersistenceTable> persistence;  // null while persistence is off
 };
 
 class TcpListener final : public net::IoHandler {
@@ -34,7 +42,7 @@ class TcpListener final : public net::IoHandler {
   void update(std::shared_ptr<const snapshot::Listener> cfg);
   void on_io(uint32_t events) override;
   // The current generation of this listener's configuration.
-  const snapshot::Listener& config() const { return *state_->config; }
+  const snapshot::Listener& config() const { return *runtime_->current->config; }
 
  private:
   void accept_all();
@@ -42,7 +50,7 @@ class TcpListener final : public net::IoHandler {
 
   WorkerContext& ctx_;
   net::UniqueFd fd_;
-  std::shared_ptr<ListenerState> state_;
+  std::shared_ptr<ListenerRuntime> runtime_;
   net::SocketAddress bound_;
   bool bound_is_wildcard_ = false;
   net::Timer sweep_timer_;  // expires persistence entries a little at a time

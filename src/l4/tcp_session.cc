@@ -49,11 +49,12 @@ void SessionRegistry::close_all() {
 
 // ---- TcpSession ----
 
-TcpSession::TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerState> state,
+TcpSession::TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerRuntime> runtime,
                        net::UniqueFd client, const net::SocketAddress& peer,
                        const net::SocketAddress& local)
     : ctx_(ctx),
-      state_(std::move(state)),
+      runtime_(std::move(runtime)),
+      state_(runtime_->current),
       peer_(peer),
       local_(local),
       client_fd_(std::move(client)),
@@ -93,8 +94,8 @@ bool TcpSession::connect_next() {
   while (attempts_ < cfg.connect_attempts) {
     uint32_t index = balance::kNoHost;
     uint64_t client_key = base::hash_string(peer_.ip_bytes());
-    if (cfg.persistence_timeout_ms > 0) {
-      if (auto id = state_->persistence.lookup(client_key, ctx_.loop.now_ms())) {
+    if (cfg.persistence_timeout_ms > 0 && runtime_->persistence) {
+      if (auto id = runtime_->persistence->lookup(client_key, ctx_.loop.now_ms())) {
         auto it = group.index_by_id.find(*id);
         if (it != group.index_by_id.end() && !tried_.test(it->second) &&
             group.backends[it->second].weight > 0) {
@@ -130,7 +131,7 @@ bool TcpSession::connect_next() {
     backend_.fd = backend_fd_.get();
     backend_.readable = backend_.writable = backend_.read_eof = backend_.write_shut = false;
     backend_index_ = index;
-    ++state_->active[index];
+    if (uint32_t* active = active_slot(index)) ++*active;
     if (!ctx_.loop.add(backend_.fd, kSideEvents, &backend_).ok()) {
       release_backend();
       continue;
@@ -148,9 +149,19 @@ bool TcpSession::connect_next() {
   return false;
 }
 
+uint32_t* TcpSession::active_slot(uint32_t index) const {
+  ListenerState& current = *runtime_->current;
+  if (&current == state_.get()) return &current.active[index];
+  const auto& by_id = current.config->group->index_by_id;
+  auto it = by_id.find(state_->config->group->backends[index].id);
+  return it == by_id.end() ? nullptr : &current.active[it->second];
+}
+
 void TcpSession::release_backend() {
   if (backend_index_ != balance::kNoHost) {
-    --state_->active[backend_index_];
+    // Counted in some generation, released in the current one: the counts were carried over by
+    // backend identity in between, or the backend left and came back (then never below zero).
+    if (uint32_t* active = active_slot(backend_index_); active && *active > 0) --*active;
     backend_index_ = balance::kNoHost;
   }
   backend_fd_.reset();
@@ -170,8 +181,8 @@ void TcpSession::on_connected() {
   const snapshot::Listener& cfg = *state_->config;
   state_kind_ = State::kRelaying;
   backend_.writable = true;
-  if (cfg.persistence_timeout_ms > 0) {
-    state_->persistence.put(base::hash_string(peer_.ip_bytes()),
+  if (cfg.persistence_timeout_ms > 0 && runtime_->persistence) {
+    runtime_->persistence->put(base::hash_string(peer_.ip_bytes()),
                             cfg.group->backends[backend_index_].id,
                             ctx_.loop.now_ms() + cfg.persistence_timeout_ms);
   }
@@ -250,6 +261,9 @@ bool TcpSession::pump(Flow& flow) {
   bool drained = flow.splice ? flow.pipe.pending == 0 : (!flow.buffer || flow.buffer->empty());
   if (flow.from->read_eof && drained && !flow.to->write_shut) {
     // Half-close: the source finished sending; tell the destination, keep the other way open.
+    FLOG_DEBUG("{} {}: {} half-close {} (fd {} -> fd {})", state_->config->lb_name,
+               state_->config->id, peer_.to_string(), &flow == &up_ ? "from client" : "from backend",
+               flow.from->fd, flow.to->fd);
     ::shutdown(flow.to->fd, SHUT_WR);
     flow.to->write_shut = true;
   }
@@ -373,6 +387,8 @@ void TcpSession::on_timer(void* self) {
 
 void TcpSession::close(bool reset) {
   if (state_kind_ == State::kClosed) return;
+  FLOG_DEBUG("{} {}: {} closed{}", state_->config->lb_name, state_->config->id, peer_.to_string(),
+             reset ? " with reset" : "");
   state_kind_ = State::kClosed;
   timer_.cancel();
   if (reset) {

@@ -39,7 +39,7 @@ class SessionRegistry {
 
 class TcpSession final : public net::Deferred {
  public:
-  TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerState> state, net::UniqueFd client,
+  TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerRuntime> runtime, net::UniqueFd client,
              const net::SocketAddress& peer, const net::SocketAddress& local);
   ~TcpSession() override;
 
@@ -95,10 +95,14 @@ class TcpSession final : public net::Deferred {
   bool pump_buffered(Flow& flow, bool* progress);
   bool pump_spliced(Flow& flow, bool* progress);
   void release_backend();
+  // This backend's active connection counter in the listener's current generation (null when the
+  // backend has left it).
+  uint32_t* active_slot(uint32_t index) const;
   static void on_timer(void* self);
 
   WorkerContext& ctx_;
-  std::shared_ptr<ListenerState> state_;
+  std::shared_ptr<ListenerRuntime> runtime_;
+  std::shared_ptr<ListenerState> state_;  // the generation this session started with
   net::SocketAddress peer_;
   net::SocketAddress local_;
   Side client_;

@@ -181,15 +181,19 @@ void EventLoop::run() {
       break;
     }
     refresh_now();
+    bool posted = false;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.ptr == nullptr) {
         uint64_t count;
         [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
-        run_posted();
+        posted = true;
         continue;
       }
       static_cast<IoHandler*>(events[i].data.ptr)->on_io(events[i].events);
     }
+    // Posted work and timers run between batches, never inside one: they may destroy handlers
+    // (a removed listener) that later events of the same batch would otherwise still reach.
+    if (posted) run_posted();
     run_timers();
     bury_dead();
   }

@@ -76,7 +76,8 @@ class EventLoop {
   void run();
   // Asks run() to return after the current batch. [any]
   void stop();
-  // Queues `fn` to run on the loop thread. [any] Takes a mutex: for control messages, never per request.
+  // Queues `fn` to run on the loop thread, after the current batch of events. [any] Takes a mutex:
+  // for control messages, never per request. `fn` may destroy IoHandlers directly.
   void post(std::function<void()> fn);
 
   // Destroys `object` after the current batch of events. [loop thread]

@@ -117,6 +117,8 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
 void Worker::on_drain_tick(void* self) { static_cast<Worker*>(self)->check_drained(); }
 
 void Worker::check_drained() {
+  FLOG_DEBUG("worker {}: drain check: {} connections, {} ms left", index_, sessions_->size(),
+             drain_deadline_ms_ - loop_->now_ms());
   if (sessions_->size() > 0 && loop_->now_ms() < drain_deadline_ms_) {
     drain_timer_->arm_in(kDrainTickMs);
     return;

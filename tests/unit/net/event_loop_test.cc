@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -114,6 +115,34 @@ TEST(EventLoop, DeferredDeletionWaitsForTheBatch) {
   loop->run();
   EXPECT_TRUE(seen_alive_after_defer);
   EXPECT_TRUE(destroyed);
+}
+
+// A posted task may destroy a handler whose event is in the same batch (a listener removed by a
+// configuration change while a connection is waiting on it): posted work runs after the batch.
+TEST(EventLoop, PostedWorkRunsAfterTheBatchOfEvents) {
+  auto loop = make_loop();
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  std::vector<std::string> order;
+  struct Handler final : IoHandler {
+    std::vector<std::string>* order;
+    void on_io(uint32_t) override { order->push_back("io"); }
+  };
+  auto handler = std::make_unique<Handler>();
+  handler->order = &order;
+  ASSERT_TRUE(loop->add(fds[0], EPOLLIN, handler.get()).ok());
+  // The wake-up becomes ready first, then the socket: both come back from one epoll_wait.
+  loop->post([&] {
+    order.push_back("posted");
+    loop->remove(fds[0]);
+    handler.reset();
+    loop->stop();
+  });
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  loop->run();
+  EXPECT_EQ(order, (std::vector<std::string>{"io", "posted"}));
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace

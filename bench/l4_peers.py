@@ -1,0 +1,733 @@
+#!/usr/bin/env python3
+"""L4 peer benchmark: Fulcrum against HAProxy (mode tcp) and a direct connection.
+
+Scenarios (all on loopback, all targets share one backend per scenario):
+  bulk      iperf3 -c through the target, client -> server          (Gbit/s, proxy CPU s per GB)
+  bulk-rev  the same with iperf3 -R, server -> client               (Gbit/s, proxy CPU s per GB)
+  short     wrk -H 'Connection: close' against NGINX through the target: every request is a new
+            TCP connection through the proxy                        (conn/s, proxy CPU µs per conn)
+
+Targets are run interleaved, round after round (direct, fulcrum, haproxy; the starting target
+rotates each round), and each target is summarised by its median and spread. Every proxy runs
+with the same number of threads (--workers). The CPU time of the proxy process (utime + stime
+from /proc/<pid>/stat, all threads) is read before and after each load run.
+
+Only the Python standard library is used. Every process started here is stopped here, by its pid.
+See bench/README.md for how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_FULCRUMD = REPO / "build/release/cmd/fulcrumd/fulcrumd"
+LOOPBACK = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TARGETS = ("direct", "fulcrum", "haproxy")
+SCENARIOS = ("bulk", "bulk-rev", "short")
+NGINX_BODY = "hello from nginx\n"
+
+
+def log(msg: str) -> None:
+    print(f"[l4_peers {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes: each one is registered, and stopped by its pid (terminate, wait, kill).
+
+
+class Procs:
+    """Every long-running process this script starts; stop() ends them by pid, newest first."""
+
+    def __init__(self) -> None:
+        self._procs: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], log_path: Path, **kw) -> subprocess.Popen:
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, **kw)
+        self._procs.append((name, proc))
+        log(f"started {name} pid {proc.pid}: {' '.join(argv)}")
+        return proc
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
+        for name, p in self._procs:
+            if p is proc:
+                stop_pid(proc, timeout)
+                log(f"stopped {name} pid {proc.pid} (exit {proc.returncode})")
+        self._procs = [(n, p) for n, p in self._procs if p is not proc]
+
+    def stop_all(self) -> None:
+        while self._procs:
+            name, proc = self._procs.pop()
+            stop_pid(proc, 5.0)
+            log(f"stopped {name} pid {proc.pid} (exit {proc.returncode})")
+
+
+def stop_pid(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, wait up to `timeout`, then SIGKILL and wait: the process is gone afterwards."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+    except ProcessLookupError:
+        pass
+
+
+def run_client(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """Runs a load generator to completion (bounded by `timeout`), returns (rc, stdout, stderr)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        return -1, "", f"timed out after {timeout:.0f} s"
+    finally:
+        if proc.poll() is None:
+            stop_pid(proc, 3.0)
+            proc.communicate()
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen, log_path: Path, what: str,
+                   timeout: float = 10.0, marker: str | None = None) -> None:
+    """Waits until `port` accepts a connection (and `marker` is in the log, when given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log_path)}")
+        if marker is None or marker in log_path.read_text(errors="replace"):
+            try:
+                with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} not listening on {port} after {timeout:.0f} s:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the whole process (every thread), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    fields = stat[stat.rindex(")") + 2:].split()  # fields from 3 (state) on
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14 and 15
+
+
+def loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return ""
+
+
+def rss_kb(pid: int) -> dict:
+    """VmRSS and VmHWM (peak) of a process, in KiB."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    out[line.split(":")[0].lower() + "_kb"] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def thread_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
+def raise_fd_limit(want: int = 262144) -> int:
+    """Raises RLIMIT_NOFILE as far as allowed (children inherit it); returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for new_hard in (max(hard, want), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, new_hard), new_hard))
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def haproxy_maxconn(fd_limit: int) -> int:
+    """100000, or what the descriptor limit allows: HAProxy refuses to start when maxconn needs
+    more descriptors than it may open (2 per connection + maxconn/4 splice pipes of 2 each)."""
+    return max(1000, min(100000, int((fd_limit - 1000) / 2.5)))
+
+
+def tool_version(argv: list[str]) -> str:
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=10)
+        text = (r.stdout + r.stderr).strip().splitlines()
+        return text[0] if text else ""
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def git_rev() -> str:
+    try:
+        r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Backends and proxies
+
+
+def start_iperf3_server(procs: Procs, tmp: Path) -> tuple[int, subprocess.Popen]:
+    port = free_port()
+    log_path = tmp / "iperf3-server.log"
+    proc = procs.start("iperf3 -s", ["iperf3", "-s", "-B", LOOPBACK, "-p", str(port)], log_path)
+    wait_listening(port, proc, log_path, "iperf3 server")
+    time.sleep(0.2)  # the probe connection above must be gone before the first test
+    return port, proc
+
+
+def start_nginx(procs: Procs, tmp: Path) -> tuple[int, subprocess.Popen]:
+    port = free_port()
+    prefix = tmp / "nginx"
+    prefix.mkdir()
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""{user}worker_processes 1;
+worker_rlimit_nofile 65536;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    default_type text/plain;
+    server {{
+        listen {LOOPBACK}:{port} backlog=4096;
+        location / {{ return 200 "{NGINX_BODY.strip()}\\n"; }}
+    }}
+}}
+""")
+    log_path = prefix / "stdout.log"
+    proc = procs.start("nginx", ["nginx", "-p", str(prefix), "-c", str(conf), "-e",
+                                 str(prefix / "error.log"), "-g", "daemon off;"], log_path)
+    wait_listening(port, proc, log_path, "nginx")
+    return port, proc
+
+
+def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backend_port: int,
+                  workers: int) -> tuple[int, subprocess.Popen]:
+    port = free_port()
+    d = tmp / "fulcrum"
+    d.mkdir(exist_ok=True)
+    conf = d / f"lb-{backend_port}.yaml"
+    conf.write_text(f"""loadbalancers:
+  - name: bench
+    address: {LOOPBACK}
+    server_groups:
+      - name: app
+        backends:
+          - {{address: {LOOPBACK}, port: {backend_port}, weight: 100}}
+    listeners:
+      - protocol: tcp
+        port: {port}
+        server_group: app
+        scheduler: wrr
+""")
+    log_path = d / f"fulcrumd-{backend_port}.log"
+    proc = procs.start("fulcrumd", [str(fulcrumd), "--config", str(conf), "--workers",
+                                    str(workers), "--log-level", "info"], log_path)
+    wait_listening(port, proc, log_path, "fulcrumd", marker="fulcrumd ready")
+    return port, proc
+
+
+def start_haproxy(procs: Procs, tmp: Path, backend_port: int, workers: int, splice: bool,
+                  maxconn: int) -> tuple[int, subprocess.Popen]:
+    port = free_port()
+    d = tmp / "haproxy"
+    d.mkdir(exist_ok=True)
+    conf = d / f"haproxy-{backend_port}.cfg"
+    splice_line = "    option splice-auto\n" if splice else ""
+    conf.write_text(f"""global
+    nbthread {workers}
+    maxconn {maxconn}
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 900s
+    timeout server 900s
+    maxconn {maxconn}
+{splice_line}
+frontend fe
+    bind {LOOPBACK}:{port}
+    default_backend be
+
+backend be
+    balance roundrobin
+    server s1 {LOOPBACK}:{backend_port}
+""")
+    log_path = d / f"haproxy-{backend_port}.log"
+    # -db: foreground, no master process, so the Popen pid is the process that proxies.
+    proc = procs.start("haproxy", ["haproxy", "-f", str(conf), "-db"], log_path)
+    wait_listening(port, proc, log_path, "haproxy")
+    return port, proc
+
+
+# ---------------------------------------------------------------------------------------------
+# Load runs
+
+
+def run_iperf3(port: int, seconds: int, reverse: bool) -> dict:
+    argv = ["iperf3", "-c", LOOPBACK, "-p", str(port), "-t", str(seconds), "-J",
+            "--connect-timeout", "5000"]
+    if reverse:
+        argv.append("-R")
+    last_error = ""
+    for attempt in range(3):  # the server may still be finishing the previous test
+        rc, out, err = run_client(argv, timeout=seconds + 30)
+        try:
+            data = json.loads(out) if out.strip() else {}
+        except json.JSONDecodeError:
+            data = {}
+        recv = data.get("end", {}).get("sum_received", {})
+        if rc == 0 and not data.get("error") and recv.get("bytes"):
+            return {"value": recv["bits_per_second"] / 1e9, "units_done": recv["bytes"] / 1e9,
+                    "bytes": recv["bytes"], "seconds": recv.get("seconds"),
+                    "retransmits": data.get("end", {}).get("sum_sent", {}).get("retransmits"),
+                    "errors": 0, "attempt": attempt + 1}
+        last_error = data.get("error") or err.strip() or f"exit {rc}"
+        log(f"iperf3 attempt {attempt + 1} failed: {last_error}")
+        time.sleep(1.0)
+    return {"value": None, "error": last_error, "errors": 1}
+
+
+_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _wrk_ms(text: str) -> float | None:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * _WRK_UNITS[m.group(2)] if m else None
+
+
+def run_wrk(port: int, seconds: int) -> dict:
+    argv = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency", "-H", "Connection: close",
+            f"http://{LOOPBACK}:{port}/"]
+    rc, out, err = run_client(argv, timeout=seconds + 30)
+    m_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    m_req = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    if rc != 0 or not m_rps or not m_req:
+        return {"value": None, "error": (err.strip() or out.strip() or f"exit {rc}")[-500:],
+                "errors": 1}
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = dict(zip(("connect", "read", "write", "timeout"),
+                             (int(x) for x in sock.groups()))) if sock else {}
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    latency = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        if m:
+            latency[f"p{pct}_ms"] = _wrk_ms(m.group(1))
+    requests = int(m_req.group(1))
+    return {"value": float(m_rps.group(1)), "units_done": requests, "requests": requests,
+            "socket_errors": socket_errors, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+            "errors": sum(socket_errors.values()) + (int(non2xx.group(1)) if non2xx else 0),
+            "latency_saturated": latency}
+
+
+def measure(scenario: str, port: int, seconds: int, proxy: subprocess.Popen | None) -> dict:
+    cpu0 = cpu_times(proxy.pid) if proxy else None
+    t0 = time.monotonic()
+    if scenario == "short":
+        result = run_wrk(port, seconds)
+    else:
+        result = run_iperf3(port, seconds, reverse=(scenario == "bulk-rev"))
+    wall = time.monotonic() - t0
+    if proxy:
+        if proxy.poll() is not None:
+            raise RuntimeError(f"proxy pid {proxy.pid} died during the run ({proxy.returncode})")
+        cpu1 = cpu_times(proxy.pid)
+        user, system = cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
+        cpu = user + system
+        result["proxy_user_s"], result["proxy_sys_s"] = user, system
+        result.update(rss_kb(proxy.pid))
+        result["proxy_cpu_s"] = cpu
+        result["proxy_cpu_util"] = cpu / wall if wall > 0 else None
+        if result.get("value") is not None and result.get("units_done"):
+            # short: µs per connection; bulk: CPU seconds per GB moved
+            scale = 1e6 if scenario == "short" else 1.0
+            result["cpu_per_unit"] = cpu * scale / result["units_done"]
+    result["wall_s"] = wall
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+UNITS = {
+    "bulk": ("Gbit/s", "CPU s/GB"),
+    "bulk-rev": ("Gbit/s", "CPU s/GB"),
+    "short": ("conn/s", "CPU µs/conn"),
+}
+TITLES = {
+    "bulk": "L4 TCP bulk, client → server (iperf3 -c)",
+    "bulk-rev": "L4 TCP bulk, server → client (iperf3 -c -R)",
+    "short": "L4 TCP short connections (wrk -t1 -c50, Connection: close, NGINX backend)",
+}
+
+
+def med_range(values: list[float]) -> dict | None:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def summarise(samples: dict[str, list[dict]]) -> dict:
+    summary: dict = {"targets": {}, "ratios": {}}
+    for target, runs in samples.items():
+        summary["targets"][target] = {
+            "value": med_range([r.get("value") for r in runs]),
+            "cpu_per_unit": med_range([r.get("cpu_per_unit") for r in runs]),
+            "cpu_util": med_range([r.get("proxy_cpu_util") for r in runs]),
+            "sys_share": med_range([r["proxy_sys_s"] / r["proxy_cpu_s"] for r in runs
+                                    if r.get("proxy_cpu_s")]),
+            "errors": sum(r.get("errors", 0) for r in runs),
+        }
+
+    def med(target: str, key: str) -> float | None:
+        s = summary["targets"].get(target, {}).get(key)
+        return s["median"] if s else None
+
+    def per_round(a: str, b: str, key: str) -> dict | None:
+        if a not in samples or b not in samples:
+            return None
+        return med_range([ratio(x.get(key), y.get(key)) for x, y in zip(samples[a], samples[b])])
+
+    for peer in ("haproxy", "direct"):
+        if "fulcrum" not in samples or peer not in samples:
+            continue
+        summary["ratios"][f"fulcrum/{peer}"] = {
+            "value_of_medians": ratio(med("fulcrum", "value"), med(peer, "value")),
+            "value_per_round": per_round("fulcrum", peer, "value"),
+        }
+    if "fulcrum" in samples and "haproxy" in samples:
+        summary["ratios"]["fulcrum/haproxy"]["cpu_of_medians"] = ratio(
+            med("fulcrum", "cpu_per_unit"), med("haproxy", "cpu_per_unit"))
+        summary["ratios"]["fulcrum/haproxy"]["cpu_per_round"] = per_round(
+            "fulcrum", "haproxy", "cpu_per_unit")
+    return summary
+
+
+def fmt(v: float | None, scenario: str, cpu: bool = False) -> str:
+    if v is None:
+        return "–"
+    if cpu:
+        return f"{v:.2f}" if scenario != "short" else f"{v:.1f}"
+    return f"{v:.2f}" if scenario != "short" else f"{v:,.0f}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return f"{v:.2f}×" if v is not None else "–"
+
+
+def markdown(scenario: str, summary: dict, seconds: int, rounds: int, workers: int) -> str:
+    unit, cpu_unit = UNITS[scenario]
+    t = summary["targets"]
+    direct = t.get("direct", {}).get("value")
+    haproxy = t.get("haproxy", {}).get("value")
+    haproxy_cpu = t.get("haproxy", {}).get("cpu_per_unit")
+    lines = [
+        f"### {TITLES[scenario]}",
+        "",
+        f"{rounds} interleaved rounds of {seconds} s, proxies with {workers} thread(s); "
+        f"medians, higher {unit} is better, lower CPU is better.",
+        "",
+        f"| target | {unit} median | min–max | ÷ haproxy | ÷ direct | {cpu_unit} median | "
+        f"min–max | CPU ÷ haproxy | proxy CPU % | of it kernel | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target, s in t.items():
+        v, c, u = s["value"], s["cpu_per_unit"], s["cpu_util"]
+        cells = [target]
+        if v:
+            cells += [fmt(v["median"], scenario),
+                      f"{fmt(v['min'], scenario)}–{fmt(v['max'], scenario)}",
+                      fmt_ratio(ratio(v["median"], haproxy and haproxy["median"])),
+                      fmt_ratio(ratio(v["median"], direct and direct["median"]))]
+        else:
+            cells += ["–"] * 4
+        if c:
+            cells += [fmt(c["median"], scenario, cpu=True),
+                      f"{fmt(c['min'], scenario, cpu=True)}–{fmt(c['max'], scenario, cpu=True)}",
+                      fmt_ratio(ratio(c["median"], haproxy_cpu and haproxy_cpu["median"]))]
+        else:
+            cells += ["–"] * 3
+        cells.append(f"{u['median'] * 100:.0f} %" if u else "–")
+        k = s["sys_share"]
+        cells.append(f"{k['median'] * 100:.0f} %" if k else "–")
+        cells.append(str(s["errors"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    r = summary["ratios"].get("fulcrum/haproxy")
+    if r:
+        vr, cr = r.get("value_per_round"), r.get("cpu_per_round")
+        parts = []
+        if vr:
+            parts.append(f"{unit} {vr['median']:.2f}× (rounds {vr['min']:.2f}–{vr['max']:.2f})")
+        if cr:
+            parts.append(f"{cpu_unit} {cr['median']:.2f}× (rounds {cr['min']:.2f}–{cr['max']:.2f})")
+        if parts:
+            lines += ["", "fulcrum ÷ haproxy, median of per-round ratios: " + "; ".join(parts)]
+    r = summary["ratios"].get("fulcrum/direct")
+    if r and r.get("value_per_round"):
+        vr = r["value_per_round"]
+        lines.append(f"fulcrum ÷ direct, median of per-round ratios: {unit} {vr['median']:.2f}× "
+                     f"(rounds {vr['min']:.2f}–{vr['max']:.2f})")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+
+
+def run_scenario(scenario: str, args, tmp: Path, procs: Procs) -> dict:
+    seconds = args.duration
+    started: list[subprocess.Popen] = []
+    try:
+        if scenario == "short":
+            backend_port, backend = start_nginx(procs, tmp)
+        else:
+            backend_port, backend = start_iperf3_server(procs, tmp)
+        started.append(backend)
+        ports: dict[str, int] = {}
+        proxies: dict[str, subprocess.Popen | None] = {}
+        for target in args.targets:
+            if target == "direct":
+                ports[target], proxies[target] = backend_port, None
+            elif target == "fulcrum":
+                ports[target], proxies[target] = start_fulcrum(procs, tmp, args.fulcrumd,
+                                                               backend_port, args.workers)
+                started.append(proxies[target])
+            elif target == "haproxy":
+                ports[target], proxies[target] = start_haproxy(procs, tmp, backend_port,
+                                                               args.workers,
+                                                               splice=(scenario != "short"),
+                                                               maxconn=args.haproxy_maxconn)
+                started.append(proxies[target])
+        threads = {t: thread_count(p.pid) for t, p in proxies.items() if p}
+        log(f"{scenario}: backend port {backend_port}, target ports {ports}, threads {threads}")
+
+        if args.warmup > 0:
+            for target in args.targets:
+                log(f"{scenario}: warm-up {target} ({args.warmup} s)")
+                measure(scenario, ports[target], args.warmup, proxies[target])
+                time.sleep(args.pause)
+
+        samples: dict[str, list[dict]] = {t: [] for t in args.targets}
+        n = len(args.targets)
+        for rnd in range(args.rounds):
+            order = [args.targets[(rnd + i) % n] for i in range(n)]  # rotate the first target
+            for target in order:
+                res = measure(scenario, ports[target], seconds, proxies[target])
+                res["round"] = rnd + 1
+                samples[target].append(res)
+                cpu = res.get("cpu_per_unit")
+                log(f"{scenario} round {rnd + 1}/{args.rounds} {target}: "
+                    f"{fmt(res.get('value'), scenario)} {UNITS[scenario][0]}"
+                    + (f", {fmt(cpu, scenario, cpu=True)} {UNITS[scenario][1]}" if cpu else "")
+                    + (f", errors {res['errors']}" if res.get("errors") else "")
+                    + (f" ({res['error']})" if res.get("error") else ""))
+                time.sleep(args.pause)
+        summary = summarise(samples)
+        return {"scenario": scenario, "title": TITLES[scenario], "units": UNITS[scenario],
+                "seconds": seconds, "proxy_threads": threads, "samples": samples,
+                "summary": summary}
+    finally:
+        for p in reversed(started):
+            procs.stop(p)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved rounds (default 5; at least 3 unless --quick, which uses 1)")
+    ap.add_argument("--workers", type=int, default=1, choices=(1, 2),
+                    help="threads of each proxy: fulcrumd --workers, haproxy nbthread")
+    ap.add_argument("--duration", type=int, default=None,
+                    help="seconds per load run (default 5, 2 with --quick)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 round of 2 s, no warm-up")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"comma-separated subset of {','.join(TARGETS)}")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="seconds of unmeasured load per target before the rounds (default 1)")
+    ap.add_argument("--pause", type=float, default=1.0,
+                    help="seconds of idle between load runs (default 1)")
+    ap.add_argument("--fulcrumd", type=Path, default=DEFAULT_FULCRUMD)
+    ap.add_argument("--json", type=Path, default=None,
+                    help="result file (default bench/results/l4-<timestamp>.json)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.rounds = args.rounds or 1
+        args.duration = args.duration or 2
+        args.warmup = 0 if args.warmup is None else args.warmup
+    else:
+        args.rounds = args.rounds or 5
+        if args.rounds < 3:
+            ap.error("--rounds must be at least 3 (use --quick for a smoke test)")
+    if not 1 <= args.rounds <= 100:
+        ap.error("--rounds must be between 1 and 100")
+    args.duration = args.duration or 5
+    if not 1 <= args.duration <= 600:
+        ap.error("--duration must be between 1 and 600")
+    args.warmup = 1 if args.warmup is None else args.warmup
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.targets = [t for t in args.targets.split(",") if t]
+    for s in args.scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s}")
+    for t in args.targets:
+        if t not in TARGETS:
+            ap.error(f"unknown target {t}")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    need = ["iperf3"] if any(s != "short" for s in args.scenarios) else []
+    if "short" in args.scenarios:
+        need += ["nginx", "wrk"]
+    if "haproxy" in args.targets:
+        need.append("haproxy")
+    missing = [n for n in need if not shutil.which(n)]
+    if "fulcrum" in args.targets and not os.access(args.fulcrumd, os.X_OK):
+        missing.append(str(args.fulcrumd))
+    if missing:
+        print(f"l4_peers: missing {', '.join(missing)} (bench/run.sh installs and builds them)",
+              file=sys.stderr)
+        return 2
+    args.fd_limit = raise_fd_limit()
+    args.haproxy_maxconn = haproxy_maxconn(args.fd_limit)
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    json_path = args.json or REPO / "bench" / "results" / f"l4-{stamp}.json"
+    meta = {
+        "benchmark": "l4_peers", "timestamp": stamp, "command": " ".join([sys.argv[0]] + argv),
+        "git": git_rev(), "kernel": platform.release(), "cpus": os.cpu_count(),
+        "workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
+        "warmup_s": args.warmup, "targets": args.targets, "clk_tck": CLK_TCK,
+        "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
+        "haproxy_maxconn": args.haproxy_maxconn,
+        "versions": {
+            "haproxy": tool_version(["haproxy", "-v"]),
+            "nginx": tool_version(["nginx", "-v"]),
+            "iperf3": tool_version(["iperf3", "-v"]),
+            "wrk": tool_version(["wrk", "-v"]),
+        },
+    }
+    procs = Procs()
+    results = []
+    if "fulcrum" in args.targets:
+        with open(args.fulcrumd, "rb") as f:
+            meta["fulcrumd"] = {"path": str(args.fulcrumd),
+                                "sha256": hashlib.sha256(f.read()).hexdigest()[:16]}
+    interrupted = False
+    failures: list[dict] = []
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the finally blocks stop every process.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix="fulcrum-l4-bench-") as tmpdir:
+            if "fulcrum" in args.targets:
+                # A private copy: a rebuild of the tree during the run must not change the binary.
+                pinned = Path(tmpdir) / "fulcrumd"
+                shutil.copy2(args.fulcrumd, pinned)
+                args.fulcrumd = pinned
+            try:
+                for scenario in args.scenarios:
+                    sub = Path(tmpdir) / scenario
+                    sub.mkdir()
+                    try:
+                        results.append(run_scenario(scenario, args, sub, procs))
+                    except (RuntimeError, OSError) as e:
+                        log(f"{scenario} failed: {e}")
+                        failures.append({"scenario": scenario, "error": str(e)})
+            finally:
+                procs.stop_all()
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: reporting what was measured")
+
+    print(f"## Fulcrum L4 peers — {stamp}, git {meta['git']}, {args.workers} thread(s) per proxy, "
+          f"{meta['cpus']} CPUs, kernel {meta['kernel']}\n")
+    print(f"Command: `{meta['command']}`\n")
+    for res in results:
+        print(markdown(res["scenario"], res["summary"], res["seconds"], args.rounds,
+                       args.workers))
+    for f in failures:
+        print(f"**{f['scenario']} failed:** {f['error']}\n")
+    meta["loadavg_end"] = loadavg()
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({"meta": meta, "scenarios": results, "failures": failures},
+                                    indent=2) + "\n")
+    print(f"JSON: {json_path}")
+    return 130 if interrupted else (1 if failures else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
