@@ -59,7 +59,43 @@ base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const S
 
 }  // namespace
 
-base::Result<Compiled> compile(const Config& config, uint64_t generation) {
+snapshot::HealthCheck to_snapshot(const HealthCheck& hc) {
+  snapshot::HealthCheck out;
+  out.enabled = hc.enabled;
+  out.type = hc.type == "http" ? snapshot::HealthCheck::Type::kHttp : snapshot::HealthCheck::Type::kTcp;
+  out.port = hc.port.value_or(0);
+  out.interval_ms = hc.interval_ms;
+  out.timeout_ms = hc.timeout_ms;
+  out.healthy_threshold = hc.healthy_threshold;
+  out.unhealthy_threshold = hc.unhealthy_threshold;
+  out.method = hc.method;
+  out.uri = hc.uri;
+  out.domain = hc.domain;
+  out.http_code_classes = 0;
+  for (const std::string& c : hc.http_codes) {  // validated: "2xx" .. "5xx"
+    out.http_code_classes |= 1u << static_cast<unsigned>(c[0] - '0');
+  }
+  return out;
+}
+
+// The weights the balancer uses: configured weights, with unhealthy backends at 0 — unless all
+// of them are unhealthy and the listener fails open.
+std::vector<uint32_t> effective_weights(const snapshot::Listener& l) {
+  std::vector<uint32_t> weights;
+  bool any = false;
+  for (size_t i = 0; i < l.group->backends.size(); ++i) {
+    bool usable = l.health[i] != snapshot::Health::kUnhealthy;
+    weights.push_back(usable ? l.group->backends[i].weight : 0);
+    any = any || weights.back() > 0;
+  }
+  if (!any && l.fail_open) {
+    for (size_t i = 0; i < l.group->backends.size(); ++i) weights[i] = l.group->backends[i].weight;
+  }
+  return weights;
+}
+
+base::Result<Compiled> compile(const Config& config, uint64_t generation,
+                               const snapshot::HealthTable* health) {
   auto snap = std::make_shared<snapshot::Snapshot>();
   snap->generation = generation;
   Compiled out;
@@ -105,19 +141,24 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation) {
       sl->running = lb.status == "active" && l.status == ListenerStatus::kRunning;
       sl->scheduler = to_balance(l.scheduler);
       sl->group = g->second;
-      std::vector<uint32_t> weights;
+      sl->fail_open = l.all_unhealthy == AllUnhealthy::kFailOpen;
+      sl->health_check = to_snapshot(l.health_check);
       std::vector<uint64_t> ids;
       for (const auto& b : sl->group->backends) {
-        weights.push_back(b.weight);
         ids.push_back(b.id);
+        snapshot::Health h = snapshot::Health::kUnchecked;
+        if (health && sl->health_check.enabled) {
+          auto it = health->find(snapshot::health_key(sl->lb_name, sl->id, b.name));
+          if (it != health->end()) h = it->second;
+        }
+        sl->health.push_back(h);
       }
-      sl->table = balance::Table::build(sl->scheduler, weights, ids);
+      sl->table = balance::Table::build(sl->scheduler, effective_weights(*sl), ids);
       sl->connect_timeout_ms = l.connect_timeout_ms;
       sl->idle_timeout_ms = l.idle_timeout_ms;
       sl->persistence_timeout_ms = l.persistence_timeout_ms;
       sl->drain_timeout_ms = l.drain_timeout_ms;
       sl->proxy_protocol = to_snapshot(l.proxy_protocol);
-      sl->fail_open = l.all_unhealthy == AllUnhealthy::kFailOpen;
       snap->listeners.push_back(std::move(sl));
       out.listener_paths.push_back(path);
     }

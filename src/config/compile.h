@@ -20,7 +20,9 @@ struct Compiled {
 };
 
 // `config` must have passed validate(). Fails with a field path when the document asks for
-// something this build cannot serve yet.
-base::Result<Compiled> compile(const Config& config, uint64_t generation);
+// something this build cannot serve yet. `health` (may be null: every backend unchecked) gives
+// each listener's view of its backends; unhealthy ones get weight 0 in the balancer table.
+base::Result<Compiled> compile(const Config& config, uint64_t generation,
+                               const snapshot::HealthTable* health = nullptr);
 
 }  // namespace fulcrum::config

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "net/buffer.h"
 #include "net/event_loop.h"
+#include "snapshot/snapshot.h"
 
 namespace fulcrum::l4 {
 
@@ -30,6 +32,11 @@ struct WorkerContext {
   net::PipePool pipes;
   Counters counters;
   SessionRegistry* sessions = nullptr;
+  // Called when a connection to `backend` of `listener` failed (refused, timed out, unreachable):
+  // passive health detection. Set by the worker's owner; may be empty. [worker]
+  std::function<void(const snapshot::Listener& listener, const snapshot::Backend& backend,
+                     int error)>
+      on_backend_failure;
 };
 
 }  // namespace fulcrum::l4

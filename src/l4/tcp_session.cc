@@ -98,7 +98,7 @@ bool TcpSession::connect_next() {
       if (auto id = runtime_->persistence->lookup(client_key, ctx_.loop.now_ms())) {
         auto it = group.index_by_id.find(*id);
         if (it != group.index_by_id.end() && !tried_.test(it->second) &&
-            group.backends[it->second].weight > 0) {
+            cfg.table->weight(it->second) > 0) {
           index = it->second;
         }
       }
@@ -125,6 +125,7 @@ bool TcpSession::connect_next() {
       FLOG_DEBUG("{} {}: connect to {} failed: {}", cfg.lb_name, cfg.id, backend.name,
                  fd.error().message);
       ++ctx_.counters.connect_retries;
+      if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, fd.error().sys_errno);
       continue;
     }
     backend_fd_ = std::move(*fd);
@@ -173,6 +174,7 @@ void TcpSession::on_connect_failed(int err) {
   FLOG_DEBUG("{} {}: backend {} failed to connect: {}", cfg.lb_name, cfg.id,
              cfg.group->backends[backend_index_].name, std::strerror(err));
   ++ctx_.counters.connect_retries;
+  if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, cfg.group->backends[backend_index_], err);
   release_backend();
   connect_next();
 }

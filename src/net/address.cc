@@ -102,4 +102,14 @@ bool SocketAddress::operator==(const SocketAddress& o) const {
   return len_ == o.len_ && std::memcmp(&storage_, &o.storage_, len_) == 0;
 }
 
+SocketAddress SocketAddress::with_port(uint16_t port) const {
+  SocketAddress out = *this;
+  if (is_v4()) {
+    reinterpret_cast<sockaddr_in*>(&out.storage_)->sin_port = htons(port);
+  } else {
+    reinterpret_cast<sockaddr_in6*>(&out.storage_)->sin6_port = htons(port);
+  }
+  return out;
+}
+
 }  // namespace fulcrum::net

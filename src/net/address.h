@@ -23,6 +23,8 @@ class SocketAddress {
   int family() const { return storage_.ss_family; }
   bool is_v4() const { return family() == AF_INET; }
   uint16_t port() const;
+  // The same IP with another port.
+  SocketAddress with_port(uint16_t port) const;
   const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t len() const { return len_; }
   // The address bytes (4 or 16) without the port: what source-IP hashing uses.

@@ -1,7 +1,7 @@
 #include "server/server.h"
 
 #include <signal.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "config/compile.h"
 #include "config/yaml.h"
+#include "health/monitor.h"
 #include "net/socket.h"
 
 namespace fulcrum::server {
@@ -22,6 +23,7 @@ namespace fulcrum::server {
 namespace {
 constexpr int kListenBacklog = 4096;
 constexpr int64_t kPublishWaitMs = 5000;  // a worker that does not ack by then is stuck
+constexpr int64_t kDrainPollMs = 100;     // how often the control loop looks at draining workers
 
 // Counts acknowledgements from worker threads. [any]
 class Latch {
@@ -47,6 +49,7 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
   if (options_.workers == 0) {
     options_.workers = std::max(1u, std::thread::hardware_concurrency());
   }
+  signal_handler_.server = this;
 }
 
 Server::~Server() {
@@ -55,6 +58,9 @@ Server::~Server() {
     for (auto& w : workers_) w->drain(0, [] {});
   }
   for (auto& w : workers_) w->join();
+  drain_poll_.reset();
+  monitor_.reset();
+  if (signal_fd_ >= 0) ::close(signal_fd_);
 }
 
 base::Status Server::check(const std::string& config_path) {
@@ -66,14 +72,25 @@ base::Status Server::check(const std::string& config_path) {
 }
 
 base::Status Server::start() {
+  auto loop = net::EventLoop::create();
+  if (!loop.ok()) return loop.take_error();
+  control_loop_ = std::move(*loop);
+  monitor_ = std::make_unique<health::Monitor>(*control_loop_, [this] { republish_health(); });
   config::Config cfg;
   if (!options_.config_path.empty()) {
     auto loaded = config::load_yaml_file(options_.config_path);
     if (!loaded.ok()) return loaded.take_error();
     cfg = std::move(*loaded);
   }
+  // Failures seen by real traffic reach the health monitor on the control loop (rate-limited by
+  // each worker; this is never per request).
+  auto report = [this](std::string key, std::string error) {
+    control_loop_->post([this, key = std::move(key), error = std::move(error)] {
+      monitor_->report_failure(key, error);
+    });
+  };
   for (uint32_t i = 0; i < options_.workers; ++i) {
-    auto w = Worker::create(i);
+    auto w = Worker::create(i, report);
     if (!w.ok()) return w.take_error();
     workers_.push_back(std::move(*w));
   }
@@ -82,7 +99,7 @@ base::Status Server::start() {
 }
 
 base::Status Server::publish(const config::Config& config) {
-  auto compiled = config::compile(config, generation_ + 1);
+  auto compiled = config::compile(config, generation_ + 1, &monitor_->table());
   if (!compiled.ok()) return compiled.take_error();
   const auto& snap = compiled->snapshot;
 
@@ -134,6 +151,8 @@ base::Status Server::publish(const config::Config& config) {
   bound_ = std::move(next_bound);
   generation_ = snap->generation;
   max_drain_timeout_ms_ = max_drain;
+  config_ = config;
+  monitor_->update(*snap);
   FLOG_INFO("generation {} active on {} workers: {} listeners", generation_, workers_.size(),
             bound_.size());
   for (const auto& l : snap->listeners) {
@@ -162,27 +181,20 @@ void Server::drain(bool graceful) {
   }
 }
 
-int Server::run() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGHUP);
-  int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-  if (sfd < 0) {
-    FLOG_ERROR("signalfd: {}", std::strerror(errno));
-    return 1;
+void Server::republish_health() {
+  if (draining_) return;
+  if (auto st = publish(config_); !st.ok()) {
+    FLOG_ERROR("health update not published: {}", st.error().to_string());
   }
-  bool draining = false;
-  while (!draining || drained_workers_.load() < workers_.size()) {
-    pollfd p{sfd, POLLIN, 0};
-    // While draining, look at the workers every 100 ms; otherwise only signals wake us.
-    if (::poll(&p, 1, draining ? 100 : -1) <= 0) continue;
+}
+
+void Server::on_signal() {
+  for (;;) {
     signalfd_siginfo info{};
-    if (::read(sfd, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) continue;
+    if (::read(signal_fd_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return;
     if (info.ssi_signo == SIGHUP) {
       FLOG_INFO("SIGHUP: reloading {}", options_.config_path);
-      if (draining) continue;
+      if (draining_) continue;
       if (auto st = reload(); !st.ok()) {
         FLOG_ERROR("reload refused, generation {} keeps running: {}", generation_,
                    st.error().to_string());
@@ -190,12 +202,42 @@ int Server::run() {
       continue;
     }
     // SIGTERM drains gracefully; SIGINT, or a second signal while draining, closes at once.
-    bool graceful = info.ssi_signo == SIGTERM && !draining;
-    draining = true;
+    bool graceful = info.ssi_signo == SIGTERM && !draining_;
+    draining_ = true;
     drain(graceful);
+    if (!drain_poll_) {
+      drain_poll_ = std::make_unique<net::Timer>(*control_loop_, &Server::on_drain_poll, this);
+      drain_poll_->arm_in(kDrainPollMs);
+    }
   }
+}
+
+void Server::on_drain_poll(void* self) {
+  auto* s = static_cast<Server*>(self);
+  if (s->drained_workers_.load() < s->workers_.size()) {
+    s->drain_poll_->arm_in(kDrainPollMs);
+    return;
+  }
+  s->control_loop_->stop();
+}
+
+int Server::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  signal_fd_ = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signal_fd_ < 0) {
+    FLOG_ERROR("signalfd: {}", std::strerror(errno));
+    return 1;
+  }
+  if (auto st = control_loop_->add(signal_fd_, EPOLLIN, &signal_handler_); !st.ok()) {
+    FLOG_ERROR("signalfd: {}", st.error().message);
+    return 1;
+  }
+  control_loop_->run();
   for (auto& w : workers_) w->join();
-  ::close(sfd);
   FLOG_INFO("stopped");
   return 0;
 }

@@ -11,7 +11,12 @@
 
 #include "base/result.h"
 #include "config/model.h"
+#include "net/event_loop.h"
 #include "server/worker.h"
+
+namespace fulcrum::health {
+class Monitor;
+}
 
 namespace fulcrum::server {
 
@@ -37,8 +42,24 @@ class Server {
   base::Status publish(const config::Config& config);
   base::Status reload();
   void drain(bool graceful);
+  void on_signal();
+  // A backend's health changed: the same configuration, compiled with the new health.
+  void republish_health();
+  static void on_drain_poll(void* self);
+
+  struct SignalHandler final : net::IoHandler {
+    Server* server = nullptr;
+    void on_io(uint32_t) override { server->on_signal(); }
+  };
 
   ServerOptions options_;
+  std::unique_ptr<net::EventLoop> control_loop_;  // signals, health checks, publication
+  std::unique_ptr<health::Monitor> monitor_;
+  config::Config config_;  // the configuration of the running generation
+  int signal_fd_ = -1;
+  SignalHandler signal_handler_;
+  std::unique_ptr<net::Timer> drain_poll_;
+  bool draining_ = false;
   std::vector<std::unique_ptr<Worker>> workers_;
   uint64_t generation_ = 0;
   std::map<std::string, int> bound_;  // listener key -> fd of worker 0's socket (owned there)

@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 
+#include <cstring>
+
 #include "base/log.h"
 #include "l4/tcp_listener.h"
 #include "l4/tcp_session.h"
@@ -10,6 +12,10 @@ namespace fulcrum::server {
 
 namespace {
 constexpr int64_t kDrainTickMs = 100;  // how often a draining worker looks at its connections
+// Passive health reports: at most one per backend and listener per second from each worker (the
+// first one ejects; the next snapshot stops the traffic that would report again).
+constexpr int64_t kReportIntervalMs = 1000;
+constexpr size_t kMaxReportKeys = 4096;
 }
 
 std::string listener_key(const snapshot::Listener& l) {
@@ -17,18 +23,37 @@ std::string listener_key(const snapshot::Listener& l) {
   return std::string(transport) + " " + l.bind.to_string();
 }
 
-base::Result<std::unique_ptr<Worker>> Worker::create(uint32_t index) {
+base::Result<std::unique_ptr<Worker>> Worker::create(uint32_t index, FailureReport report) {
   auto loop = net::EventLoop::create();
   if (!loop.ok()) return loop.take_error();
-  return std::unique_ptr<Worker>(new Worker(index, std::move(*loop)));
+  return std::unique_ptr<Worker>(new Worker(index, std::move(*loop), std::move(report)));
 }
 
-Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop)
+Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report)
     : index_(index),
       loop_(std::move(loop)),
       sessions_(std::make_unique<l4::SessionRegistry>()),
-      ctx_(*loop_) {
+      ctx_(*loop_),
+      report_(std::move(report)) {
   ctx_.sessions = sessions_.get();
+  if (report_) {
+    ctx_.on_backend_failure = [this](const snapshot::Listener& l, const snapshot::Backend& b,
+                                     int error) { on_backend_failure(l, b, error); };
+  }
+}
+
+void Worker::on_backend_failure(const snapshot::Listener& l, const snapshot::Backend& b,
+                                int error) {
+  if (!l.health_check.enabled) return;  // nothing would bring it back: no passive ejection
+  std::string key = snapshot::health_key(l.lb_name, l.id, b.name);
+  int64_t now = loop_->now_ms();
+  auto [it, fresh] = last_report_ms_.try_emplace(key, now);
+  if (!fresh) {
+    if (now - it->second < kReportIntervalMs) return;
+    it->second = now;
+  }
+  if (last_report_ms_.size() > kMaxReportKeys) last_report_ms_.clear();  // bound the memory
+  report_(std::move(key), error ? std::strerror(error) : "connect failed");
 }
 
 Worker::~Worker() {

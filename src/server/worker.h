@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "base/result.h"
@@ -32,7 +33,10 @@ struct SocketHandoff {
 
 class Worker {
  public:
-  static base::Result<std::unique_ptr<Worker>> create(uint32_t index);
+  // Receives (health key, error) of failures real traffic saw; called on the worker thread, at
+  // most once per second per backend and listener.
+  using FailureReport = std::function<void(std::string key, std::string error)>;
+  static base::Result<std::unique_ptr<Worker>> create(uint32_t index, FailureReport report = {});
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -53,7 +57,8 @@ class Worker {
   void read_counters(std::function<void(const l4::Counters&)> reply);
 
  private:
-  Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop);
+  Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report);
+  void on_backend_failure(const snapshot::Listener& l, const snapshot::Backend& b, int error);
   void check_drained();
   void apply_drain_deadlines();
   static void on_drain_tick(void* self);
@@ -68,6 +73,8 @@ class Worker {
   int64_t drain_deadline_ms_ = 0;
   std::function<void()> drained_;
   bool drain_done_ = false;
+  FailureReport report_;
+  std::unordered_map<std::string, int64_t> last_report_ms_;  // health key -> last report
   std::thread thread_;
 };
 

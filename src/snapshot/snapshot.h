@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -17,6 +18,34 @@ namespace fulcrum::snapshot {
 
 enum class Protocol : uint8_t { kTcp, kUdp, kHttp, kHttps };
 enum class ProxyProtocol : uint8_t { kNone, kV1, kV2 };
+
+// A backend's health as seen by one listener's checks. kUnchecked and kHealthy backends take new
+// connections; kUnhealthy ones do not (unless the listener is fail_open and all are unhealthy).
+enum class Health : uint8_t { kUnchecked, kHealthy, kUnhealthy };
+std::string_view to_string(Health h);
+
+// The health of every (listener, backend) pair, keyed by health_key(). Kept by the control
+// plane's health monitor, read by config::compile. [control]
+using HealthTable = std::unordered_map<std::string, Health>;
+std::string health_key(std::string_view lb_name, std::string_view listener_id,
+                       std::string_view backend_name);
+
+// A listener's active health check, resolved (durations in ms, port 0 = the backend's port).
+struct HealthCheck {
+  bool enabled = true;
+  enum class Type : uint8_t { kTcp, kHttp } type = Type::kTcp;
+  uint16_t port = 0;
+  int64_t interval_ms = 2000;
+  int64_t timeout_ms = 5000;
+  uint32_t healthy_threshold = 3;
+  uint32_t unhealthy_threshold = 3;
+  // kHttp:
+  std::string method = "HEAD";
+  std::string uri = "/";
+  std::string domain;            // Host; empty = the backend's address
+  uint32_t http_code_classes = 0b01100;  // bit n set: nxx accepted (default 2xx, 3xx)
+  bool operator==(const HealthCheck&) const = default;
+};
 
 struct Backend {
   std::string name;          // "address:port" as configured, for logs and metrics
@@ -39,7 +68,12 @@ struct Listener {
   bool running = true;
   balance::Scheduler scheduler = balance::Scheduler::kWrr;
   std::shared_ptr<const ServerGroup> group;
-  std::shared_ptr<const balance::Table> table;  // built for `group` with `scheduler`
+  // Index-aligned with group->backends: this listener's view of their health.
+  std::vector<Health> health;
+  // Built for `group` with `scheduler`; an unhealthy backend has weight 0 here (all backends keep
+  // their weights when every one is unhealthy and fail_open is set).
+  std::shared_ptr<const balance::Table> table;
+  HealthCheck health_check;
   int64_t connect_timeout_ms = 5000;
   int64_t idle_timeout_ms = 900000;
   int64_t persistence_timeout_ms = 0;  // 0 = no source-IP persistence
