@@ -47,24 +47,62 @@ def stop_process(proc, timeout=10.0, sig=signal.SIGTERM):
 
 
 class Echo:
-    """A fulcrum-echo backend with one TCP listener (and optionally HTTP)."""
+    """A fulcrum-echo backend with one TCP listener (or HTTP with http=True), and optionally an
+    extra HTTP listener on `http_port` of the same host."""
 
-    def __init__(self, name, host="127.0.0.1", port=0, http=False):
+    def __init__(self, name, host="127.0.0.1", port=0, http=False, http_port=None):
         self.name = name
+        self.host = host
         self.dir = tempfile.TemporaryDirectory(prefix="fulcrum-echo-")
         ready = pathlib.Path(self.dir.name) / "ready"
-        flag = "--http" if http else "--tcp"
-        addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.proc = subprocess.Popen(
-            [str(ECHO), "--name", name, flag, addr, "--ready-file", str(ready), "--quiet"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        text = wait_until(lambda: ready.exists() and ready.read_text(), what=f"echo {name}")
-        self.port = int(text.split()[-1].rsplit(":", 1)[1])
-        self.host = host
+
+        def addr(p):
+            return f"[{host}]:{p}" if ":" in host else f"{host}:{p}"
+
+        args = [str(ECHO), "--name", name, "--http" if http else "--tcp", addr(port)]
+        if http_port is not None:
+            args += ["--http", addr(http_port)]
+        args += ["--ready-file", str(ready), "--quiet"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        want = 1 if http_port is None else 2
+        text = wait_until(lambda: ready.exists() and len(ready.read_text().splitlines()) >= want
+                          and ready.read_text(), what=f"echo {name}")
+        ports = {}
+        for line in text.splitlines():  # "listening tcp 127.0.0.1:PORT"
+            _, kind, where = line.split()
+            ports.setdefault(kind, int(where.rsplit(":", 1)[1]))
+        self.port = ports["http" if http else "tcp"]
+        self.http_port = ports["http"] if http_port is not None else None
+
+    def http_get(self, path, timeout=5.0):
+        """GET on the extra HTTP listener; returns (status, body)."""
+        with contextlib.closing(connect(self.http_port, host=self.host, timeout=timeout)) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            data = recv_all(s)
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=5)
 
     def stop(self):
         stop_process(self.proc)
         self.dir.cleanup()
+
+
+def common_free_port(hosts):
+    """A TCP port free on every address of `hosts` (loopback addresses)."""
+    for _ in range(50):
+        port = free_port(hosts[0])
+        try:
+            for h in hosts[1:]:
+                with socket.socket() as s:
+                    s.bind((h, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError(f"no common free port on {hosts}")
 
 
 class Fulcrumd:
