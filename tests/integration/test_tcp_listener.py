@@ -288,7 +288,7 @@ class TcpListenerTest(unittest.TestCase):
                 srv.settimeout(10)
                 port = h.free_port()
                 f = h.Fulcrumd(h.lb_yaml([(srv.getsockname()[1], 100)], port,
-                                         extra=f"proxy_protocol: {version}"))
+                                         extra=f"proxy_protocol: {version}\nhealth_check: {{enabled: false}}"))
                 try:
                     with contextlib.closing(h.connect(port, source="127.0.0.5")) as c:
                         c.sendall(b"hello")
