@@ -17,6 +17,9 @@ constexpr size_t kPersistenceEntries = 1 << 18;
 // Persistence cleanup: every second, drop at most this many expired entries.
 constexpr int64_t kSweepIntervalMs = 1000;
 constexpr size_t kSweepBudget = 4096;
+// New connections taken per wake-up before established sessions get a turn (HAProxy's
+// tune.maxaccept plays the same role).
+constexpr int kMaxAcceptsPerWake = 64;
 }  // namespace
 
 ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
@@ -39,7 +42,8 @@ TcpListener::TcpListener(WorkerContext& ctx, net::UniqueFd fd,
     : ctx_(ctx),
       fd_(std::move(fd)),
       runtime_(std::make_shared<ListenerRuntime>()),
-      sweep_timer_(ctx.loop, &TcpListener::on_sweep, this) {
+      sweep_timer_(ctx.loop, &TcpListener::on_sweep, this),
+      accept_timer_(ctx.loop, &TcpListener::on_accept_more, this) {
   update(std::move(cfg));
   if (auto a = net::local_address(fd_.get()); a.ok()) bound_ = *a;
   std::string_view ip = bound_.ip_bytes();
@@ -69,8 +73,13 @@ void TcpListener::on_io(uint32_t /*events*/) { accept_all(); }
 
 void TcpListener::accept_all() {
   // Edge-triggered: accept until the queue is empty. Each worker has its own SO_REUSEPORT
-  // socket, so no other thread competes for this queue.
-  for (;;) {
+  // socket, so no other thread competes for this queue. At most kMaxAcceptsPerWake at a time:
+  // the rest are taken after the sessions already running had their turn.
+  for (int accepted = 0;; ++accepted) {
+    if (accepted == kMaxAcceptsPerWake) {
+      accept_timer_.arm_in(0);
+      return;
+    }
     sockaddr_storage peer{};
     socklen_t peer_len = sizeof peer;
     int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
@@ -96,6 +105,8 @@ void TcpListener::accept_all() {
     session->start();  // owned by the registry from here; deleted through the loop
   }
 }
+
+void TcpListener::on_accept_more(void* self) { static_cast<TcpListener*>(self)->accept_all(); }
 
 void TcpListener::on_sweep(void* self) {
   auto* l = static_cast<TcpListener*>(self);

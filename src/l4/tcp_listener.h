@@ -47,6 +47,7 @@ class TcpListener final : public net::IoHandler {
  private:
   void accept_all();
   static void on_sweep(void* self);
+  static void on_accept_more(void* self);
 
   WorkerContext& ctx_;
   net::UniqueFd fd_;
@@ -54,6 +55,7 @@ class TcpListener final : public net::IoHandler {
   net::SocketAddress bound_;
   bool bound_is_wildcard_ = false;
   net::Timer sweep_timer_;  // expires persistence entries a little at a time
+  net::Timer accept_timer_;  // resumes accepting after a capped batch
 };
 
 }  // namespace fulcrum::l4

@@ -131,6 +131,7 @@ bool TcpSession::connect_next() {
     backend_fd_ = std::move(*fd);
     backend_.fd = backend_fd_.get();
     backend_.readable = backend_.writable = backend_.read_eof = backend_.write_shut = false;
+    backend_.hangup_seen = false;
     backend_index_ = index;
     if (uint32_t* active = active_slot(index)) ++*active;
     if (!ctx_.loop.add(backend_.fd, kSideEvents, &backend_).ok()) {
@@ -226,6 +227,7 @@ void TcpSession::Side::on_io(uint32_t events) { session->on_side_io(*this, event
 void TcpSession::on_side_io(Side& side, uint32_t events) {
   if (state_kind_ == State::kClosed) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) side.hangup_seen = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) side.writable = true;
   if (state_kind_ == State::kConnecting) {
     if (&side != &backend_) return;  // client bytes wait until the backend is connected
@@ -314,6 +316,10 @@ bool TcpSession::pump_buffered(Flow& flow, bool* progress) {
       last_activity_ms_ = ctx_.loop.now_ms();
       if (static_cast<size_t>(n) == net::Buffer::kCapacity) ++flow.full_reads;
       else flow.full_reads = 0;
+      // A short read emptied the socket: the next arrival raises a new edge, so skip the recv
+      // that would only say EAGAIN. Not when a hangup was reported: the FIN behind these bytes
+      // raises no further edge, and only another recv can see it.
+      if (static_cast<size_t>(n) < room && !flow.from->hangup_seen) flow.from->readable = false;
       *progress = true;
     } else if (n == 0) {
       flow.from->read_eof = true;

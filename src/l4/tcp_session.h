@@ -72,6 +72,7 @@ class TcpSession final : public net::Deferred {
     bool writable = false;
     bool read_eof = false;   // peer sent FIN
     bool write_shut = false;  // we sent FIN
+    bool hangup_seen = false;  // epoll reported RDHUP/HUP/ERR: a read must go on to see the end
     void on_io(uint32_t events) override;
   };
   // One direction of the relay: bytes read from `from` are written to `to`.

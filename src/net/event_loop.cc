@@ -16,17 +16,22 @@ namespace fulcrum::net {
 
 namespace {
 constexpr int kMaxEventsPerWait = 256;  // bounds one batch; more events wait for the next wait
+constexpr size_t kMinHeapToCompact = 1024;  // below this, stale timer entries are not worth a pass
 }
 
 Timer::Timer(EventLoop& loop, Callback callback, void* arg)
     : loop_(loop), callback_(callback), arg_(arg), slot_(loop.acquire_slot(this)) {}
 
-Timer::~Timer() { loop_.release_slot(slot_); }
+Timer::~Timer() {
+  if (armed_) --loop_.armed_timers_;
+  loop_.release_slot(slot_);
+}
 
 void Timer::arm_at(int64_t deadline_ms) {
   if (armed_ && deadline_ms == deadline_ms_) return;
   loop_.invalidate_slot(slot_);
   deadline_ms_ = deadline_ms;
+  if (!armed_) ++loop_.armed_timers_;
   armed_ = true;
   loop_.push_timer(slot_, deadline_ms);
 }
@@ -36,6 +41,7 @@ void Timer::arm_in(int64_t delay_ms) { arm_at(loop_.now_ms() + delay_ms); }
 void Timer::cancel() {
   if (!armed_) return;
   armed_ = false;
+  --loop_.armed_timers_;
   loop_.invalidate_slot(slot_);
 }
 
@@ -138,6 +144,18 @@ void EventLoop::invalidate_slot(uint32_t slot) { ++slots_[slot].generation; }
 void EventLoop::push_timer(uint32_t slot, int64_t deadline_ms) {
   heap_.push_back({deadline_ms, slot, slots_[slot].generation});
   std::push_heap(heap_.begin(), heap_.end(), std::greater<>());
+  // Cancelled and re-armed timers leave stale entries behind until their deadline (up to the
+  // 900 s idle timeout). When they outnumber the live ones, drop them all: amortised O(1) per arm,
+  // and the heap stays within about twice the armed timers.
+  if (heap_.size() > 2 * static_cast<size_t>(armed_timers_) + kMinHeapToCompact) compact_timers();
+}
+
+void EventLoop::compact_timers() {
+  std::erase_if(heap_, [this](const HeapEntry& e) {
+    const Slot& s = slots_[e.slot];
+    return s.owner == nullptr || s.generation != e.generation;
+  });
+  std::make_heap(heap_.begin(), heap_.end(), std::greater<>());
 }
 
 int EventLoop::next_timeout_ms() const {
@@ -157,6 +175,7 @@ void EventLoop::run_timers() {
     if (slot.owner == nullptr || slot.generation != top.generation) continue;  // stale
     Timer* timer = slot.owner;
     timer->armed_ = false;
+    --armed_timers_;
     ++slot.generation;
     timer->callback_(timer->arg_);
   }

@@ -87,6 +87,10 @@ class EventLoop {
   int64_t now_ms() const { return now_ms_; }
   void refresh_now();
 
+  // Timers armed now, and entries in the timer heap (armed plus stale ones not yet dropped).
+  size_t armed_timers() const { return armed_timers_; }
+  size_t timer_heap_size() const { return heap_.size(); }
+
  private:
   friend class Timer;
   struct Slot {
@@ -105,6 +109,7 @@ class EventLoop {
   void release_slot(uint32_t slot);
   void push_timer(uint32_t slot, int64_t deadline_ms);
   void invalidate_slot(uint32_t slot);
+  void compact_timers();
   int next_timeout_ms() const;
   void run_timers();
   void run_posted();
@@ -117,6 +122,7 @@ class EventLoop {
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
   std::vector<HeapEntry> heap_;  // min-heap by deadline; stale entries skipped by generation
+  uint32_t armed_timers_ = 0;
   std::vector<std::unique_ptr<Deferred>> graveyard_;
   std::vector<std::unique_ptr<Deferred>> dying_;
   std::mutex posted_mutex_;

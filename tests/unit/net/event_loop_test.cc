@@ -145,5 +145,30 @@ TEST(EventLoop, PostedWorkRunsAfterTheBatchOfEvents) {
   ::close(fds[1]);
 }
 
+// Connections arm a long idle timer and cancel it when they close: the heap must not keep one
+// stale entry per closed connection until its deadline.
+TEST(EventLoop, CancelledTimersDoNotAccumulate) {
+  auto loop = make_loop();
+  std::vector<int> order;
+  Recorder r{&order, 1, loop.get()};
+  Timer keep(*loop, &Recorder::fire, &r);
+  keep.arm_in(900000);
+  for (int i = 0; i < 100000; ++i) {
+    Timer t(*loop, &Recorder::fire, &r);
+    t.arm_in(5000);    // connect timeout
+    t.arm_in(900000);  // then the idle timeout
+    t.cancel();        // the connection ends
+  }
+  EXPECT_EQ(loop->armed_timers(), 1u);
+  EXPECT_LT(loop->timer_heap_size(), 2100u);
+  // The timer that stayed armed is still there and still fires in order with a new one.
+  Timer soon(*loop, &Recorder::fire, &r);
+  r.stop_after = true;
+  soon.arm_in(1);
+  loop->run();
+  EXPECT_EQ(order, (std::vector<int>{1}));
+  EXPECT_TRUE(keep.armed());
+}
+
 }  // namespace
 }  // namespace fulcrum::net
