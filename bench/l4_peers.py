@@ -288,17 +288,27 @@ def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backend_port: int,
     return port, proc
 
 
-def start_haproxy(procs: Procs, tmp: Path, backend_port: int, workers: int, splice: bool,
-                  maxconn: int) -> tuple[int, subprocess.Popen]:
+HAPROXY_SPLICE = {
+    # HAProxy 2.6's splice-auto heuristic was seen never to splice an iperf3 stream on loopback
+    # (recv/send of 16 KiB only); forcing both directions makes it splice, as fulcrumd does.
+    "always": "    option splice-request\n    option splice-response\n",
+    "auto": "    option splice-auto\n",
+    "off": "",
+}
+
+
+def start_haproxy(procs: Procs, tmp: Path, backend_port: int, workers: int, splice: str,
+                  maxconn: int, pipesize: int | None = None) -> tuple[int, subprocess.Popen]:
     port = free_port()
     d = tmp / "haproxy"
     d.mkdir(exist_ok=True)
     conf = d / f"haproxy-{backend_port}.cfg"
-    splice_line = "    option splice-auto\n" if splice else ""
+    splice_line = HAPROXY_SPLICE[splice]
+    pipesize_line = f"    tune.pipesize {pipesize}\n" if pipesize else ""
     conf.write_text(f"""global
     nbthread {workers}
     maxconn {maxconn}
-
+{pipesize_line}
 defaults
     mode tcp
     timeout connect 5s
@@ -484,7 +494,8 @@ def fmt_ratio(v: float | None) -> str:
     return f"{v:.2f}×" if v is not None else "–"
 
 
-def markdown(scenario: str, summary: dict, seconds: int, rounds: int, workers: int) -> str:
+def markdown(scenario: str, summary: dict, seconds: int, rounds: int, workers: int,
+             note: str = "") -> str:
     unit, cpu_unit = UNITS[scenario]
     t = summary["targets"]
     direct = t.get("direct", {}).get("value")
@@ -494,7 +505,7 @@ def markdown(scenario: str, summary: dict, seconds: int, rounds: int, workers: i
         f"### {TITLES[scenario]}",
         "",
         f"{rounds} interleaved rounds of {seconds} s, proxies with {workers} thread(s); "
-        f"medians, higher {unit} is better, lower CPU is better.",
+        f"medians, higher {unit} is better, lower CPU is better.{note}",
         "",
         f"| target | {unit} median | min–max | ÷ haproxy | ÷ direct | {cpu_unit} median | "
         f"min–max | CPU ÷ haproxy | proxy CPU % | of it kernel | errors |",
@@ -564,8 +575,10 @@ def run_scenario(scenario: str, args, tmp: Path, procs: Procs) -> dict:
             elif target == "haproxy":
                 ports[target], proxies[target] = start_haproxy(procs, tmp, backend_port,
                                                                args.workers,
-                                                               splice=(scenario != "short"),
-                                                               maxconn=args.haproxy_maxconn)
+                                                               splice=("off" if scenario == "short"
+                                                                       else args.haproxy_splice),
+                                                               maxconn=args.haproxy_maxconn,
+                                                               pipesize=args.haproxy_pipesize)
                 started.append(proxies[target])
         threads = {t: thread_count(p.pid) for t, p in proxies.items() if p}
         log(f"{scenario}: backend port {backend_port}, target ports {ports}, threads {threads}")
@@ -620,6 +633,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--pause", type=float, default=1.0,
                     help="seconds of idle between load runs (default 1)")
     ap.add_argument("--fulcrumd", type=Path, default=DEFAULT_FULCRUMD)
+    ap.add_argument("--haproxy-splice", choices=tuple(HAPROXY_SPLICE), default="always",
+                    help="HAProxy splicing in the bulk scenarios: always = option splice-request + "
+                    "splice-response (default), auto = option splice-auto, off")
+    ap.add_argument("--haproxy-pipesize", type=int, default=None, metavar="BYTES",
+                    help="HAProxy tune.pipesize (default: HAProxy's, the kernel's 64 KiB pipe; "
+                    "fulcrumd asks for 512 KiB pipes)")
     ap.add_argument("--json", type=Path, default=None,
                     help="result file (default bench/results/l4-<timestamp>.json)")
     args = ap.parse_args(argv)
@@ -673,7 +692,8 @@ def main(argv: list[str]) -> int:
         "workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
         "warmup_s": args.warmup, "targets": args.targets, "clk_tck": CLK_TCK,
         "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
-        "haproxy_maxconn": args.haproxy_maxconn,
+        "haproxy_maxconn": args.haproxy_maxconn, "haproxy_pipesize": args.haproxy_pipesize,
+        "haproxy_splice": args.haproxy_splice,
         "versions": {
             "haproxy": tool_version(["haproxy", "-v"]),
             "nginx": tool_version(["nginx", "-v"]),
@@ -717,8 +737,9 @@ def main(argv: list[str]) -> int:
           f"{meta['cpus']} CPUs, kernel {meta['kernel']}\n")
     print(f"Command: `{meta['command']}`\n")
     for res in results:
+        note = "" if res["scenario"] == "short" else f" HAProxy splice: {args.haproxy_splice}."
         print(markdown(res["scenario"], res["summary"], res["seconds"], args.rounds,
-                       args.workers))
+                       args.workers, note))
     for f in failures:
         print(f"**{f['scenario']} failed:** {f['error']}\n")
     meta["loadavg_end"] = loadavg()
