@@ -1,11 +1,5 @@
 #include "l4/tcp_listener.h"
 
-#include <sys/epoll.h>
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "base/log.h"
 #include "l4/tcp_session.h"
 
@@ -17,9 +11,6 @@ constexpr size_t kPersistenceEntries = 1 << 18;
 // Persistence cleanup: every second, drop at most this many expired entries.
 constexpr int64_t kSweepIntervalMs = 1000;
 constexpr size_t kSweepBudget = 4096;
-// New connections taken per wake-up before established sessions get a turn (HAProxy's
-// tune.maxaccept plays the same role).
-constexpr int kMaxAcceptsPerWake = 64;
 }  // namespace
 
 ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
@@ -40,25 +31,19 @@ ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
 TcpListener::TcpListener(WorkerContext& ctx, net::UniqueFd fd,
                          std::shared_ptr<const snapshot::Listener> cfg)
     : ctx_(ctx),
-      fd_(std::move(fd)),
       runtime_(std::make_shared<ListenerRuntime>()),
-      sweep_timer_(ctx.loop, &TcpListener::on_sweep, this),
-      accept_timer_(ctx.loop, &TcpListener::on_accept_more, this) {
+      acceptor_(ctx.loop, std::move(fd), &TcpListener::on_accept, this,
+                cfg->lb_name + " " + cfg->id),
+      sweep_timer_(ctx.loop, &TcpListener::on_sweep, this) {
   update(std::move(cfg));
-  if (auto a = net::local_address(fd_.get()); a.ok()) bound_ = *a;
-  std::string_view ip = bound_.ip_bytes();
-  bound_is_wildcard_ = ip.find_first_not_of('\0') == std::string_view::npos;
-  if (auto st = ctx_.loop.add(fd_.get(), EPOLLIN, this); !st.ok()) {
-    FLOG_ERROR("listener {}: {}", config().id, st.error().message);
-  }
   sweep_timer_.arm_in(kSweepIntervalMs);
-  accept_all();  // connections may have queued before registration
 }
 
-TcpListener::~TcpListener() { ctx_.loop.remove(fd_.get()); }
+TcpListener::~TcpListener() = default;
 
 void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   bool persistent = cfg->persistence_timeout_ms > 0;
+  acceptor_.set_label(cfg->lb_name + " " + cfg->id);
   runtime_->current = std::make_shared<ListenerState>(std::move(cfg), runtime_->current.get());
   // Entries keep their own expiry; turning persistence off forgets them, turning it on starts
   // empty. Backend ids that left the group are ignored on lookup.
@@ -69,44 +54,13 @@ void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   }
 }
 
-void TcpListener::on_io(uint32_t /*events*/) { accept_all(); }
-
-void TcpListener::accept_all() {
-  // Edge-triggered: accept until the queue is empty. Each worker has its own SO_REUSEPORT
-  // socket, so no other thread competes for this queue. At most kMaxAcceptsPerWake at a time:
-  // the rest are taken after the sessions already running had their turn.
-  for (int accepted = 0;; ++accepted) {
-    if (accepted == kMaxAcceptsPerWake) {
-      accept_timer_.arm_in(0);
-      return;
-    }
-    sockaddr_storage peer{};
-    socklen_t peer_len = sizeof peer;
-    int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &peer_len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        FLOG_WARN("listener {}: accept: {}", config().id, std::strerror(errno));
-      }
-      return;
-    }
-    ++ctx_.counters.connections_accepted;
-    net::UniqueFd client(fd);
-    // The local address is the bound one unless the listener is on a wildcard address; only
-    // then does it cost a getsockname per connection.
-    net::SocketAddress local = bound_;
-    if (bound_is_wildcard_) {
-      if (auto a = net::local_address(fd); a.ok()) local = *a;
-    }
-    auto* session = new TcpSession(
-        ctx_, runtime_, std::move(client),
-        net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer), peer_len), local);
-    session->start();  // owned by the registry from here; deleted through the loop
-  }
+void TcpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,
+                            const net::SocketAddress& local) {
+  auto* l = static_cast<TcpListener*>(self);
+  ++l->ctx_.counters.connections_accepted;
+  auto* session = new TcpSession(l->ctx_, l->runtime_, std::move(fd), peer, local);
+  session->start();  // owned by the registry from here; deleted through the loop
 }
-
-void TcpListener::on_accept_more(void* self) { static_cast<TcpListener*>(self)->accept_all(); }
 
 void TcpListener::on_sweep(void* self) {
   auto* l = static_cast<TcpListener*>(self);

@@ -7,6 +7,7 @@
 #include "balance/balancer.h"
 #include "balance/persistence.h"
 #include "l4/context.h"
+#include "net/acceptor.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "snapshot/snapshot.h"
@@ -31,7 +32,7 @@ struct ListenerRuntime {
   std::unique_ptr<balance::PersistenceTable> persistence;  // null while persistence is off
 };
 
-class TcpListener final : public net::IoHandler {
+class TcpListener {
  public:
   TcpListener(WorkerContext& ctx, net::UniqueFd fd, std::shared_ptr<const snapshot::Listener> cfg);
   ~TcpListener();
@@ -40,22 +41,18 @@ class TcpListener final : public net::IoHandler {
 
   // Adopts a new generation of this listener's configuration; running sessions keep theirs.
   void update(std::shared_ptr<const snapshot::Listener> cfg);
-  void on_io(uint32_t events) override;
   // The current generation of this listener's configuration.
   const snapshot::Listener& config() const { return *runtime_->current->config; }
 
  private:
-  void accept_all();
+  static void on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,
+                        const net::SocketAddress& local);
   static void on_sweep(void* self);
-  static void on_accept_more(void* self);
 
   WorkerContext& ctx_;
-  net::UniqueFd fd_;
   std::shared_ptr<ListenerRuntime> runtime_;
-  net::SocketAddress bound_;
-  bool bound_is_wildcard_ = false;
+  net::Acceptor acceptor_;
   net::Timer sweep_timer_;  // expires persistence entries a little at a time
-  net::Timer accept_timer_;  // resumes accepting after a capped batch
 };
 
 }  // namespace fulcrum::l4
