@@ -280,6 +280,9 @@ def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backend_port: int,
         port: {port}
         server_group: app
         scheduler: wrr
+        # HAProxy's server line has no `check` either: the same work on both sides (an iperf3
+        # server would also take a check connection for a test client).
+        health_check: {{enabled: false}}
 """)
     log_path = d / f"fulcrumd-{backend_port}.log"
     proc = procs.start("fulcrumd", [str(fulcrumd), "--config", str(conf), "--workers",
