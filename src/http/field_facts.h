@@ -16,7 +16,7 @@ struct FieldFacts {
   size_t host_count = 0;
   std::string_view host;  // the last Host value
 
-  size_t length_count = 0;  // Content-Length field lines
+  size_t length_count = 0;   // Content-Length field lines
   bool length_valid = true;  // every one of them is 1*DIGIT without overflow
   uint64_t content_length = 0;
 

@@ -60,7 +60,7 @@ struct RequestHead {
   // What to send upstream as the request-target: the target itself in origin-form ("/a?b") or
   // asterisk-form ("*"); for an absolute-form target its path and query ("/" when empty).
   std::string_view path;
-  uint8_t version_minor = 1;  // HTTP/1.<version_minor>; only 0 and 1 are accepted
+  uint8_t version_minor = 1;        // HTTP/1.<version_minor>; only 0 and 1 are accepted
   std::span<const Header> headers;  // every field line, in order, hop-by-hop ones included
 
   // Derived and validated.
@@ -74,7 +74,7 @@ struct RequestHead {
   // "Connection: upgrade" plus an Upgrade header: after this request, if the upstream answers
   // 101, the connection becomes a tunnel; otherwise it continues as HTTP.
   bool upgrade = false;
-  std::string_view upgrade_protocol;  // the Upgrade header value when `upgrade`
+  std::string_view upgrade_protocol;                    // the Upgrade header value when `upgrade`
   std::span<const std::string_view> connection_tokens;  // elements of all Connection headers
 
   bool has_body() const { return chunked || content_length.value_or(0) > 0; }

@@ -16,7 +16,9 @@ static_assert(alignof(llhttp_t) <= 8, "raise the alignment of MessageParser::llh
 // complete line is caught by RequestParser with the exact limit).
 constexpr size_t kRequestLineOverheadBytes = 64;
 
-llhttp_t* ll(unsigned char* storage) { return std::launder(reinterpret_cast<llhttp_t*>(storage)); }
+llhttp_t* ll(unsigned char* storage) {
+  return std::launder(reinterpret_cast<llhttp_t*>(storage));
+}
 
 }  // namespace
 
@@ -113,8 +115,8 @@ MessageParser::Exec MessageParser::execute(const char* data, size_t size) {
   size_t taken = size;
   if (code != HPE_OK) {
     const char* pos = llhttp_get_error_pos(parser);
-    taken = pos != nullptr && pos >= data && pos <= data + size ? static_cast<size_t>(pos - data)
-                                                                : 0;
+    taken =
+        pos != nullptr && pos >= data && pos <= data + size ? static_cast<size_t>(pos - data) : 0;
   }
   if (code == HPE_PAUSED) llhttp_resume(parser);
   return Exec{code, taken};
@@ -198,9 +200,9 @@ Step MessageParser::feed_head(std::string_view data, size_t* consumed) {
   const llhttp_t* parser = ll(llhttp_);
   bool agree = false;
   if (mode == BodyMode::kNone) {
-    agree = r.taken == bytes.size() &&
-            ((r.code == HPE_PAUSED && event_ == Event::kMessageComplete) ||
-             r.code == HPE_PAUSED_UPGRADE);
+    agree =
+        r.taken == bytes.size() && ((r.code == HPE_PAUSED && event_ == Event::kMessageComplete) ||
+                                    r.code == HPE_PAUSED_UPGRADE);
   } else if (r.code == HPE_OK) {
     const bool chunked = (parser->flags & F_CHUNKED) != 0;
     const bool has_length = (parser->flags & F_CONTENT_LENGTH) != 0;

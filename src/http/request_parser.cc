@@ -6,7 +6,9 @@
 namespace fulcrum::http {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool reject(ParseError* error, uint16_t status, std::string_view reason) {
   *error = ParseError{status, reason};
@@ -16,7 +18,8 @@ bool reject(ParseError* error, uint16_t status, std::string_view reason) {
 // "http://" or "https://", any case: the length of the prefix, else 0.
 size_t scheme_prefix(std::string_view target) {
   for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
-    if (target.size() >= scheme.size() && detail::iequals(target.substr(0, scheme.size()), scheme)) {
+    if (target.size() >= scheme.size() &&
+        detail::iequals(target.substr(0, scheme.size()), scheme)) {
       return scheme.size();
     }
   }
@@ -34,7 +37,8 @@ bool RequestParser::on_start_line(std::string_view line, ParseError* error) {
   if (!detail::is_token(method)) return reject(error, 400, "invalid method");
   const std::string_view rest = line.substr(sp1 + 1);
   const size_t sp2 = rest.find(' ');
-  if (sp2 == std::string_view::npos || sp2 == 0) return reject(error, 400, "malformed request line");
+  if (sp2 == std::string_view::npos || sp2 == 0)
+    return reject(error, 400, "malformed request line");
   const std::string_view target = rest.substr(0, sp2);
   const std::string_view version = rest.substr(sp2 + 1);
   if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || !is_digit(version[5]) ||

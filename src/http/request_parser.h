@@ -2,7 +2,14 @@
 // drives it with whatever bytes it has read; it never blocks, allocates only per message head
 // (storage reused across the connection's messages) and never copies body bytes. [worker]
 //
-//   size_t n; for (;;) { switch (parser.feed(buf, &n)) { ...use the step...; } buf.remove_prefix(n); }
+//   for (;;) {  // after each read from the client, over the unconsumed bytes `buf`
+//     size_t n = 0;
+//     const Step step = parser.feed(buf, &n);
+//     // kHead: route parser.head(); kBody: forward parser.body(); kDone: next request;
+//     // kError: answer parser.error().status and close.
+//     buf.remove_prefix(n);
+//     if (step == Step::kNeedMore || step == Step::kError) break;
+//   }
 //
 // Strictness (RFC 9110/9112 and TESTING.md "Rules a proxy must follow"); every rejection is
 // terminal and the connection must be closed after answering error().status:
@@ -44,11 +51,11 @@ class RequestParser final : private detail::MessageParser {
   using MessageParser::feed;
   // The client closed its sending side: kDone if between requests (idle() was true), else kError
   // (a truncated request).
+  using MessageParser::body;
+  using MessageParser::error;
   using MessageParser::finish;
   using MessageParser::idle;
-  using MessageParser::body;
   using MessageParser::trailers;
-  using MessageParser::error;
 
   // Valid from kHead until the next message starts.
   const RequestHead& head() const { return head_; }

@@ -9,7 +9,9 @@ namespace {
 // "HTTP/1.1 200 " — the reason phrase starts here.
 constexpr size_t kReasonOffset = 13;
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool reject(ParseError* error, std::string_view reason) {
   *error = ParseError{502, reason};
@@ -32,8 +34,8 @@ bool ResponseParser::on_start_line(std::string_view line, ParseError* error) {
   if (line[5] != '1' || (line[7] != '0' && line[7] != '1')) {
     return reject(error, "unsupported HTTP version");
   }
-  const auto status = static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 +
-                                            (line[11] - '0'));
+  const auto status =
+      static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
   if (status < 100 || status > 599) return reject(error, "status code out of range");
   const std::string_view reason = line.size() > 12 ? line.substr(kReasonOffset) : "";
   for (char c : reason) {
@@ -72,8 +74,8 @@ bool ResponseParser::on_head(std::string_view bytes, std::span<const Header> fie
     head_.upgrade = true;
     head_.upgrade_protocol = f.upgrade;
   }
-  head_.no_body = request_method_ == Method::kHead || status_ < 200 || status_ == 204 ||
-                  status_ == 304;
+  head_.no_body =
+      request_method_ == Method::kHead || status_ < 200 || status_ == 204 || status_ == 304;
   head_.chunked = f.transfer_encoding;
   if (f.length_count > 0) head_.content_length = f.content_length;
   head_.body_until_close = !head_.no_body && !f.transfer_encoding && f.length_count == 0;

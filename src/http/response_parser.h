@@ -40,11 +40,11 @@ class ResponseParser final : private detail::MessageParser {
   using MessageParser::feed;
   // The upstream closed its sending side: kDone when that ends a body that runs until close (or
   // nothing was in progress: see idle()), else kError (a truncated response).
+  using MessageParser::body;
+  using MessageParser::error;
   using MessageParser::finish;
   using MessageParser::idle;
-  using MessageParser::body;
   using MessageParser::trailers;
-  using MessageParser::error;
 
   // Valid from kHead until the next message starts.
   const ResponseHead& head() const { return head_; }

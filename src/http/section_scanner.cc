@@ -89,21 +89,22 @@ SectionScanner::Event SectionScanner::scan(std::string_view data, size_t* used) 
     const size_t seg_size = lf != nullptr ? static_cast<size_t>(lf - (p + i)) + 1 : window;
     const std::string_view seg(p + i, seg_size);
 
-    // Line endings: the only CR allowed is the one right before a line's LF.
+    // Line endings: the only CR allowed is the one right before a line's LF (or the last byte
+    // taken so far, whose LF may come in the next call). Violations are reported in the order
+    // their bytes arrive: a stray CR shows at the byte after it, a bare LF at itself.
     if (pending_cr_ && seg.front() != '\n') return fail(400, "CR not followed by LF");
-    std::string_view content = seg;
-    if (lf != nullptr) {
-      content.remove_suffix(1);
-      if (!pending_cr_) {
-        if (content.empty() || content.back() != '\r') return fail(400, "LF without CR");
-        content.remove_suffix(1);
-      }
-      pending_cr_ = false;
-    } else if (content.back() == '\r') {
-      pending_cr_ = true;
-      content.remove_suffix(1);
+    const std::string_view before_lf = lf != nullptr ? seg.substr(0, seg_size - 1) : seg;
+    const size_t cr = before_lf.find('\r');
+    if (cr != std::string_view::npos && cr + 1 != before_lf.size()) {
+      return fail(400, "CR not followed by LF");
     }
-    if (content.find('\r') != std::string_view::npos) return fail(400, "CR not followed by LF");
+    if (lf != nullptr) {
+      const bool cr_before = before_lf.empty() ? pending_cr_ : before_lf.back() == '\r';
+      if (!cr_before) return fail(400, "LF without CR");
+      pending_cr_ = false;
+    } else {
+      pending_cr_ = before_lf.back() == '\r';
+    }
 
     buf_.append(seg);
     total_ += seg_size;
@@ -139,8 +140,8 @@ SectionScanner::Event SectionScanner::end_line() {
     fields_.reserve(offsets_.size());
     const std::string_view all(buf_);
     for (const FieldOffsets& f : offsets_) {
-      fields_.push_back(Header{all.substr(f.name_offset, f.name_size),
-                               all.substr(f.value_offset, f.value_size)});
+      fields_.push_back(
+          Header{all.substr(f.name_offset, f.name_size), all.substr(f.value_offset, f.value_size)});
     }
     return Event::kComplete;
   }
@@ -163,10 +164,9 @@ SectionScanner::Event SectionScanner::end_field_line(std::string_view line) {
   }
   if (offsets_.size() >= config_.max_fields) return fail(431, "too many header fields");
   const auto value_offset = static_cast<size_t>(value.data() - buf_.data());
-  offsets_.push_back(FieldOffsets{static_cast<uint32_t>(line_start_),
-                                  static_cast<uint32_t>(name.size()),
-                                  static_cast<uint32_t>(value_offset),
-                                  static_cast<uint32_t>(value.size())});
+  offsets_.push_back(
+      FieldOffsets{static_cast<uint32_t>(line_start_), static_cast<uint32_t>(name.size()),
+                   static_cast<uint32_t>(value_offset), static_cast<uint32_t>(value.size())});
   return Event::kNeedMore;
 }
 

@@ -28,7 +28,7 @@ namespace fulcrum::http::detail {
 class SectionScanner {
  public:
   struct Config {
-    bool start_line = true;                // the section begins with a request or status line
+    bool start_line = true;                 // the section begins with a request or status line
     bool skip_leading_empty_lines = false;  // ignore CRLFs before the start line (RFC 9112 §2.2)
     size_t max_bytes = 0;
     size_t max_fields = 0;

@@ -10,8 +10,8 @@ namespace fulcrum::http {
 namespace {
 
 constexpr std::array<std::string_view, 7> kHopByHop = {
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-    "upgrade"};
+    "connection", "keep-alive",        "proxy-connection", "te",
+    "trailer",    "transfer-encoding", "upgrade"};
 
 void append_number(uint64_t value, int base, std::string* out) {
   std::array<char, 24> digits;
@@ -46,8 +46,7 @@ void append_forwarded_fields(std::span<const Header> headers,
   }
 }
 
-void append_framing(std::optional<uint64_t> content_length, bool chunked,
-                              std::string* out) {
+void append_framing(std::optional<uint64_t> content_length, bool chunked, std::string* out) {
   if (content_length.has_value()) {
     out->append("Content-Length: ");
     append_number(*content_length, 10, out);

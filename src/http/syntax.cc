@@ -15,9 +15,13 @@ constexpr std::array<bool, 256> make_tchar_table() {
 }
 constexpr std::array<bool, 256> kTchar = make_tchar_table();
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
+}
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 bool is_hex(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -32,7 +36,9 @@ bool is_reg_name_char(char c) {
 
 }  // namespace
 
-bool is_tchar(unsigned char c) { return kTchar[c]; }
+bool is_tchar(unsigned char c) {
+  return kTchar[c];
+}
 
 bool is_token(std::string_view s) {
   if (s.empty()) return false;

@@ -16,9 +16,13 @@ inline bool is_field_value_char(unsigned char c) {
   return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 // A byte allowed in a request-target: visible ASCII.
-inline bool is_target_char(unsigned char c) { return c > 0x20 && c < 0x7f; }
+inline bool is_target_char(unsigned char c) {
+  return c > 0x20 && c < 0x7f;
+}
 
-inline bool is_ows(char c) { return c == ' ' || c == '\t'; }
+inline bool is_ows(char c) {
+  return c == ' ' || c == '\t';
+}
 std::string_view trim_ows(std::string_view s);
 
 // ASCII case-insensitive equality.

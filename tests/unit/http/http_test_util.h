@@ -124,17 +124,25 @@ inline void expect_next(ResponseParser& p, const std::vector<Expectation>& e, si
   p.expect(x.method, x.upgrade);
 }
 
-inline bool stops_as_tunnel(const RequestHead& h) { return h.upgrade; }
-inline bool stops_as_tunnel(const ResponseHead& h) { return h.upgrade; }
-inline bool counts_as_final(const RequestHead&) { return true; }
-inline bool counts_as_final(const ResponseHead& h) { return !h.informational(); }
+inline bool stops_as_tunnel(const RequestHead& h) {
+  return h.upgrade;
+}
+inline bool stops_as_tunnel(const ResponseHead& h) {
+  return h.upgrade;
+}
+inline bool counts_as_final(const RequestHead&) {
+  return true;
+}
+inline bool counts_as_final(const ResponseHead& h) {
+  return !h.informational();
+}
 
 // Feeds `input` cut at `cuts` (ascending offsets) to `parser`. Stops at an error, or after the
 // kDone of a message that upgrades the connection (leftover = the rest of the input). With `eof`
 // calls finish() at the end.
 template <class Parser, class Record>
-Run<Record> drive(Parser& parser, std::string_view input, const std::vector<size_t>& cuts,
-                  bool eof, const std::vector<Expectation>& expectations = {}) {
+Run<Record> drive(Parser& parser, std::string_view input, const std::vector<size_t>& cuts, bool eof,
+                  const std::vector<Expectation>& expectations = {}) {
   Run<Record> run;
   Record current;
   size_t finals = 0;

@@ -24,7 +24,7 @@ constexpr std::string_view kGet =
     "Accept: */*\r\n"
     "\r\n";
 
-TEST(RequestParserTest, SimpleGet) {
+TEST(HttpRequestParserTest, SimpleGet) {
   RequestParser parser;
   size_t consumed = 0;
   ASSERT_EQ(parser.feed(kGet, &consumed), Step::kHead);
@@ -53,17 +53,17 @@ TEST(RequestParserTest, SimpleGet) {
   EXPECT_TRUE(parser.idle());
 }
 
-TEST(RequestParserTest, FieldValuesAreTrimmedAndKeepInnerSpacesAndObsText) {
+TEST(HttpRequestParserTest, FieldValuesAreTrimmedAndKeepInnerSpacesAndObsText) {
   const RequestRun run = parse_requests(
       "GET / HTTP/1.1\r\nHost:example.com\r\nX-A: \t a  b \t\r\nX-B:\r\nX-C: caf\xc3\xa9\r\n\r\n");
   ASSERT_FALSE(run.error) << run.reason;
   ASSERT_EQ(run.messages.size(), 1u);
   EXPECT_EQ(run.messages[0].headers,
-            (std::vector<OwnedHeader>{{"Host", "example.com"}, {"X-A", "a  b"}, {"X-B", ""},
-                                      {"X-C", "caf\xc3\xa9"}}));
+            (std::vector<OwnedHeader>{
+                {"Host", "example.com"}, {"X-A", "a  b"}, {"X-B", ""}, {"X-C", "caf\xc3\xa9"}}));
 }
 
-TEST(RequestParserTest, PipelinedRequestsInOneBuffer) {
+TEST(HttpRequestParserTest, PipelinedRequestsInOneBuffer) {
   const std::string input = std::string(kGet) +
                             "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello" +
                             "DELETE /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
@@ -105,7 +105,7 @@ void expect_split_invariant(std::string_view input, const Limits& limits = Limit
   }
 }
 
-TEST(RequestParserTest, SplitAtEveryOffsetGivesTheSameResult) {
+TEST(HttpRequestParserTest, SplitAtEveryOffsetGivesTheSameResult) {
   const std::string mixed =
       "\r\n"  // an empty line before a request line is ignored
       "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world"
@@ -128,7 +128,7 @@ TEST(RequestParserTest, SplitAtEveryOffsetGivesTheSameResult) {
   expect_split_invariant(kGet);
 }
 
-TEST(RequestParserTest, ContentLengthBodyStreamsInPieces) {
+TEST(HttpRequestParserTest, ContentLengthBodyStreamsInPieces) {
   RequestParser parser;
   size_t consumed = 0;
   const std::string_view head = "PUT /f HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
@@ -151,14 +151,15 @@ TEST(RequestParserTest, ContentLengthBodyStreamsInPieces) {
   EXPECT_EQ(consumed, more.size() - 6);
 }
 
-TEST(RequestParserTest, ChunkedBodyIsDeChunkedAndExtensionsAreDropped) {
+TEST(HttpRequestParserTest, ChunkedBodyIsDeChunkedAndExtensionsAreDropped) {
   RequestParser parser;
   size_t consumed = 0;
   const std::string_view head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
   ASSERT_EQ(parser.feed(head, &consumed), Step::kHead);
   EXPECT_TRUE(parser.head().chunked);
   EXPECT_FALSE(parser.head().content_length.has_value());
-  std::string_view data = "4;name=\"quoted;value\"\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.";
+  std::string_view data =
+      "4;name=\"quoted;value\"\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.";
   std::string body;
   for (;;) {
     const Step step = parser.feed(data, &consumed);
@@ -174,7 +175,7 @@ TEST(RequestParserTest, ChunkedBodyIsDeChunkedAndExtensionsAreDropped) {
   EXPECT_EQ(parser.trailers()[0].value, "never");
 }
 
-TEST(RequestParserTest, ChunkedWithoutTrailers) {
+TEST(HttpRequestParserTest, ChunkedWithoutTrailers) {
   const RequestRun run = parse_requests(
       "POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
   ASSERT_FALSE(run.error) << run.reason;
@@ -183,7 +184,7 @@ TEST(RequestParserTest, ChunkedWithoutTrailers) {
   EXPECT_TRUE(run.messages[0].trailers.empty());
 }
 
-TEST(RequestParserTest, KeepAliveByVersionAndConnection) {
+TEST(HttpRequestParserTest, KeepAliveByVersionAndConnection) {
   struct Case {
     std::string_view version;
     std::string_view connection;  // empty: no Connection header
@@ -211,16 +212,16 @@ TEST(RequestParserTest, KeepAliveByVersionAndConnection) {
   }
 }
 
-TEST(RequestParserTest, ConnectionTokensAreCollected) {
-  const RequestRun run =
-      parse_requests("GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\n"
-                     "Connection: x-bar\r\n\r\n");
+TEST(HttpRequestParserTest, ConnectionTokensAreCollected) {
+  const RequestRun run = parse_requests(
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Foo\r\n"
+      "Connection: x-bar\r\n\r\n");
   ASSERT_EQ(run.messages.size(), 1u);
   EXPECT_EQ(run.messages[0].connection_tokens,
             (std::vector<std::string>{"keep-alive", "X-Foo", "x-bar"}));
 }
 
-TEST(RequestParserTest, HttpTen) {
+TEST(HttpRequestParserTest, HttpTen) {
   const RequestRun run = parse_requests("GET /old HTTP/1.0\r\nContent-Length: 2\r\n\r\nok");
   ASSERT_FALSE(run.error) << run.reason;
   ASSERT_EQ(run.messages.size(), 1u);
@@ -229,7 +230,7 @@ TEST(RequestParserTest, HttpTen) {
   EXPECT_EQ(run.messages[0].body, "ok");
 }
 
-TEST(RequestParserTest, ExpectContinue) {
+TEST(HttpRequestParserTest, ExpectContinue) {
   RequestParser parser;
   size_t consumed = 0;
   ASSERT_EQ(parser.feed("POST /u HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n"
@@ -251,7 +252,7 @@ TEST(RequestParserTest, ExpectContinue) {
   EXPECT_FALSE(run.messages[0].expect_continue);
 }
 
-TEST(RequestParserTest, WebSocketUpgradeLeavesTunnelBytesUnconsumed) {
+TEST(HttpRequestParserTest, WebSocketUpgradeLeavesTunnelBytesUnconsumed) {
   const std::string_view input =
       "GET /chat HTTP/1.1\r\n"
       "Host: server.example.com\r\n"
@@ -268,7 +269,8 @@ TEST(RequestParserTest, WebSocketUpgradeLeavesTunnelBytesUnconsumed) {
   EXPECT_TRUE(parser.head().upgrade);
   EXPECT_EQ(parser.head().upgrade_protocol, "websocket");
   ASSERT_EQ(parser.feed(input.substr(head_size), &consumed), Step::kDone);
-  EXPECT_EQ(consumed, 0u);  // the frame after the head belongs to the tunnel (if the upstream says 101)
+  EXPECT_EQ(consumed,
+            0u);  // the frame after the head belongs to the tunnel (if the upstream says 101)
 
   // Upgrade without "Connection: upgrade" is not an upgrade (and Connection: upgrade alone
   // neither).
@@ -280,7 +282,7 @@ TEST(RequestParserTest, WebSocketUpgradeLeavesTunnelBytesUnconsumed) {
   EXPECT_FALSE(run.messages[0].upgrade);
 }
 
-TEST(RequestParserTest, UpgradeDeclinedContinuesAsHttp) {
+TEST(HttpRequestParserTest, UpgradeDeclinedContinuesAsHttp) {
   RequestParser parser;
   const std::string input =
       "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -296,7 +298,7 @@ TEST(RequestParserTest, UpgradeDeclinedContinuesAsHttp) {
   EXPECT_EQ(parser.head().target, "/next");
 }
 
-TEST(RequestParserTest, AbsoluteFormTargetGivesHostAndPath) {
+TEST(HttpRequestParserTest, AbsoluteFormTargetGivesHostAndPath) {
   struct Case {
     std::string_view target, host, path;
   };
@@ -319,7 +321,7 @@ TEST(RequestParserTest, AbsoluteFormTargetGivesHostAndPath) {
   }
 }
 
-TEST(RequestParserTest, OptionsAsteriskAndOtherKnownMethods) {
+TEST(HttpRequestParserTest, OptionsAsteriskAndOtherKnownMethods) {
   RequestRun run = parse_requests("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
   ASSERT_EQ(run.messages.size(), 1u);
   EXPECT_EQ(run.messages[0].method, Method::kOptions);
@@ -335,7 +337,7 @@ TEST(RequestParserTest, OptionsAsteriskAndOtherKnownMethods) {
   }
 }
 
-TEST(RequestParserTest, FinishBetweenAndInsideRequests) {
+TEST(HttpRequestParserTest, FinishBetweenAndInsideRequests) {
   // Clean close between requests.
   RequestRun run = parse_requests(kGet, {}, Limits(), /*eof=*/true);
   EXPECT_EQ(run.finish_step, Step::kDone);
@@ -353,7 +355,7 @@ TEST(RequestParserTest, FinishBetweenAndInsideRequests) {
   }
 }
 
-TEST(RequestParserTest, StorageIsReusedAcrossMessages) {
+TEST(HttpRequestParserTest, StorageIsReusedAcrossMessages) {
   // Heads of one connection reuse the parser's buffers: after a first message has sized them,
   // same-sized messages keep their head bytes at the same address.
   RequestParser parser;

@@ -3,6 +3,7 @@
 // verdict (status and reason) must not depend on how the bytes arrived.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -74,8 +75,8 @@ std::vector<Reject> cases() {
       {"TransferEncodingChunkedWithParameters",
        post("Transfer-Encoding: chunked;q=1\r\n", "0\r\n\r\n"), 400},
       {"TransferEncodingEmpty", post("Transfer-Encoding:\r\n"), 400},
-      {"TransferEncodingInHttp10",
-       "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+      {"TransferEncodingInHttp10", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       400},
       {"TransferEncodingUnsupportedCodingBeforeChunked",
        post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"), 501},
 
@@ -164,15 +165,15 @@ std::vector<Reject> cases() {
       {"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
 
       // Limits (small ones here so that every split can be tried; defaults in
-      // RequestLimitsTest).
+      // HttpRequestLimitsTest).
       {"UriOverLimit", line("GET /" + std::string(64, 'u') + " HTTP/1.1"), 414, tiny},
       {"UriOverLimitWithoutLineEnd", "GET /" + std::string(200, 'u'), 414, tiny},
       {"GarbageOverRequestLineLimit", std::string(200, 'A'), 400, tiny},
       {"HeadOverLimit", get_with("X: " + std::string(240, 'v') + "\r\n"), 431, tiny},
       {"HeadOverLimitWithoutEnd", "GET / HTTP/1.1\r\nX: " + std::string(300, 'v'), 431, tiny},
       {"TooManyFields", get_with("A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n"), 431, tiny},
-      {"TrailersOverLimit",
-       chunked("1\r\na\r\n0\r\nX: " + std::string(300, 't') + "\r\n\r\n"), 431, tiny},
+      {"TrailersOverLimit", chunked("1\r\na\r\n0\r\nX: " + std::string(300, 't') + "\r\n\r\n"), 431,
+       tiny},
       {"TooManyTrailers", chunked("0\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n\r\n"), 431,
        tiny},
       {"BodyOverLimitContentLength", post("Content-Length: 11\r\n", "0123456789a"), 413, tiny},
@@ -180,9 +181,14 @@ std::vector<Reject> cases() {
   };
 }
 
-class RequestRejectTest : public ::testing::TestWithParam<Reject> {};
+// gtest prints a failing case by its name, not its bytes.
+void PrintTo(const Reject& c, std::ostream* os) {
+  *os << c.name;
+}
 
-TEST_P(RequestRejectTest, RejectsWithStatusWhateverTheSplit) {
+class HttpRequestRejectTest : public ::testing::TestWithParam<Reject> {};
+
+TEST_P(HttpRequestRejectTest, RejectsWithStatusWhateverTheSplit) {
   const Reject& c = GetParam();
   const RequestRun whole = parse_requests(c.input, {}, c.limits);
   ASSERT_TRUE(whole.error) << "accepted: " << c.name;
@@ -194,7 +200,7 @@ TEST_P(RequestRejectTest, RejectsWithStatusWhateverTheSplit) {
   }
 }
 
-TEST_P(RequestRejectTest, ErrorIsTerminal) {
+TEST_P(HttpRequestRejectTest, ErrorIsTerminal) {
   const Reject& c = GetParam();
   RequestParser parser(c.limits);
   std::string_view data = c.input;
@@ -214,13 +220,13 @@ TEST_P(RequestRejectTest, ErrorIsTerminal) {
   EXPECT_EQ(parser.error().reason, error.reason);
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, RequestRejectTest, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Reject>& info) {
-                           return info.param.name;
+INSTANTIATE_TEST_SUITE_P(Rules, HttpRequestRejectTest, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Reject>& param_info) {
+                           return param_info.param.name;
                          });
 
 // Both sides of every limit at PRODUCT.md's defaults.
-TEST(RequestLimitsTest, UriAtAndOverDefaultLimit) {
+TEST(HttpRequestLimitsTest, UriAtAndOverDefaultLimit) {
   const Limits limits;
   ASSERT_EQ(limits.max_uri_bytes, 16u * 1024);
   const std::string at = "/" + std::string(limits.max_uri_bytes - 1, 'u');
@@ -235,7 +241,7 @@ TEST(RequestLimitsTest, UriAtAndOverDefaultLimit) {
   EXPECT_EQ(parse_requests(huge, every_byte(huge)), run);
 }
 
-TEST(RequestLimitsTest, HeadAtAndOverDefaultLimit) {
+TEST(HttpRequestLimitsTest, HeadAtAndOverDefaultLimit) {
   const Limits limits;
   ASSERT_EQ(limits.max_header_bytes, 64u * 1024);
   const std::string start = "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: ";
@@ -258,7 +264,7 @@ TEST(RequestLimitsTest, HeadAtAndOverDefaultLimit) {
   EXPECT_EQ(run.status, 431);
 }
 
-TEST(RequestLimitsTest, FieldCountAtAndOverDefaultLimit) {
+TEST(HttpRequestLimitsTest, FieldCountAtAndOverDefaultLimit) {
   const Limits limits;
   ASSERT_EQ(limits.max_headers, 100u);
   std::string fields;
@@ -270,7 +276,7 @@ TEST(RequestLimitsTest, FieldCountAtAndOverDefaultLimit) {
   EXPECT_EQ(run.status, 431);
 }
 
-TEST(RequestLimitsTest, BodyAtLimit) {
+TEST(HttpRequestLimitsTest, BodyAtLimit) {
   const Limits limits = small(1024, 10, 64, 10);
   RequestRun run = parse_requests(post("Content-Length: 10\r\n", "0123456789"), {}, limits);
   ASSERT_FALSE(run.error) << run.reason;

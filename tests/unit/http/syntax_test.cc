@@ -76,8 +76,8 @@ TEST(HttpSyntaxTest, Methods) {
 }
 
 TEST(HttpSyntaxTest, ParseErrorToBaseError) {
-  const base::Error e = ParseError{431, "too many header fields"}.to_error(
-      base::ErrorSource::kDownstream);
+  const base::Error e =
+      ParseError{431, "too many header fields"}.to_error(base::ErrorSource::kDownstream);
   EXPECT_EQ(e.source, base::ErrorSource::kDownstream);
   EXPECT_FALSE(e.retryable);
   EXPECT_EQ(e.message, "HTTP 431: too many header fields");
