@@ -24,4 +24,8 @@ if(EXISTS ${FULCRUM_LLHTTP_DIR}/llhttp.c)
                             ${FULCRUM_LLHTTP_DIR}/http.c)
   target_include_directories(llhttp SYSTEM PUBLIC /usr/share/include/llhttp)
   set_target_properties(llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  # Loose mode accepts any two bytes after chunk data where CRLF belongs ("5\r\nhelloXX0\r\n\r\n"):
+  # request smuggling material. Strict mode rejects it (pinned by
+  # Rules/HttpRequestRejectTest.*/MissingCrlfAfterChunkData).
+  target_compile_definitions(llhttp PRIVATE LLHTTP_STRICT_MODE=1)
 endif()

@@ -1,5 +1,7 @@
 #include "config/compile.h"
 
+#include <algorithm>
+#include <cctype>
 #include <map>
 
 #include "base/hash.h"
@@ -94,6 +96,48 @@ std::vector<uint32_t> effective_weights(const snapshot::Listener& l) {
   return weights;
 }
 
+// Targets (the default group, then one per rule) and the route table of an HTTP listener.
+void compile_http(const LoadBalancer& lb, const Listener& l,
+                  const std::map<std::string, std::shared_ptr<const snapshot::ServerGroup>>& groups,
+                  const snapshot::HealthTable* health, snapshot::Listener& sl) {
+  sl.request_timeout_ms = l.request_timeout_ms;
+  sl.x_forwarded = {l.x_forwarded.proto, l.x_forwarded.port, l.x_forwarded.lb_id,
+                    l.x_forwarded.lb_ip};
+  sl.lb_address = lb.address;
+  sl.targets.push_back({"", sl.group, sl.health, sl.table, ""});
+  std::vector<snapshot::Rule> rules;
+  for (const Rule& r : l.rules) {
+    snapshot::HttpTarget t;
+    t.name = r.name;
+    t.redirect = r.redirect;
+    if (r.redirect.empty()) {
+      t.group = groups.at(r.server_group);  // validated: the group exists
+      // The rule's own view of health: a listener's checks cover every group it routes to.
+      snapshot::Listener view;
+      view.group = t.group;
+      view.fail_open = sl.fail_open;
+      std::vector<uint64_t> ids;
+      for (const auto& b : t.group->backends) {
+        ids.push_back(b.id);
+        snapshot::Health hs = snapshot::Health::kUnchecked;
+        if (health && sl.health_check.enabled) {
+          auto it = health->find(snapshot::health_key(sl.lb_name, sl.id, b.name));
+          if (it != health->end()) hs = it->second;
+        }
+        view.health.push_back(hs);
+      }
+      t.health = view.health;
+      t.table = balance::Table::build(sl.scheduler, effective_weights(view), ids);
+    }
+    std::string domain = r.domain;
+    std::transform(domain.begin(), domain.end(), domain.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    rules.push_back({r.name, std::move(domain), r.path, sl.targets.size()});
+    sl.targets.push_back(std::move(t));
+  }
+  sl.routes = std::make_shared<const snapshot::RouteTable>(std::move(rules));
+}
+
 base::Result<Compiled> compile(const Config& config, uint64_t generation,
                                const snapshot::HealthTable* health) {
   auto snap = std::make_shared<snapshot::Snapshot>();
@@ -113,10 +157,18 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       const Listener& l = lb.listeners[i];
       std::string path = lb_path + ".listeners[" + std::to_string(i) + "]";
       // Refuse what this build would otherwise silently ignore.
-      if (l.protocol != Protocol::kTcp) {
+      if (l.protocol != Protocol::kTcp && l.protocol != Protocol::kHttp) {
         return base::Error::config(path + ".protocol", std::string(to_string(l.protocol)) +
                                                            " listeners are not available in "
-                                                           "this version (tcp only)");
+                                                           "this version (tcp and http only)");
+      }
+      if (l.sticky_session) {
+        return base::Error::config(path + ".sticky_session",
+                                   "sticky sessions are not available in this version");
+      }
+      if (l.redirect_to_https) {
+        return base::Error::config(path + ".redirect_to_https",
+                                   "needs an https listener, not available in this version");
       }
       if (l.acl) {
         return base::Error::config(path + ".acl", "access control lists are not enforced by "
@@ -136,7 +188,8 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       auto sl = std::make_shared<snapshot::Listener>();
       sl->lb_name = lb.name;
       sl->id = l.id();
-      sl->protocol = snapshot::Protocol::kTcp;
+      sl->protocol = l.protocol == Protocol::kHttp ? snapshot::Protocol::kHttp
+                                                   : snapshot::Protocol::kTcp;
       sl->bind = *bind;
       sl->running = lb.status == "active" && l.status == ListenerStatus::kRunning;
       sl->scheduler = to_balance(l.scheduler);
@@ -154,6 +207,9 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
         sl->health.push_back(h);
       }
       sl->table = balance::Table::build(sl->scheduler, effective_weights(*sl), ids);
+      if (sl->protocol == snapshot::Protocol::kHttp) {
+        compile_http(lb, l, groups, health, *sl);
+      }
       sl->connect_timeout_ms = l.connect_timeout_ms;
       sl->idle_timeout_ms = l.idle_timeout_ms;
       sl->persistence_timeout_ms = l.persistence_timeout_ms;

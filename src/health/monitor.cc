@@ -215,10 +215,20 @@ void Monitor::update(const snapshot::Snapshot& snap) {
   std::map<std::string, std::unique_ptr<Probe>> next;
   for (const auto& l : snap.listeners) {
     if (!l->running || !l->health_check.enabled) continue;
-    for (const auto& b : l->group->backends) {
+    // Every group the listener sends to: its default group and those of its forwarding rules.
+    std::vector<const snapshot::Backend*> backends;
+    for (const auto& b : l->group->backends) backends.push_back(&b);
+    for (const auto& t : l->targets) {
+      if (t.group && t.group != l->group) {
+        for (const auto& b : t.group->backends) backends.push_back(&b);
+      }
+    }
+    for (const snapshot::Backend* bp : backends) {
+      const snapshot::Backend& b = *bp;
       std::string key = snapshot::health_key(l->lb_name, l->id, b.name);
       net::SocketAddress target =
           l->health_check.port ? b.address.with_port(l->health_check.port) : b.address;
+      if (next.contains(key)) continue;  // the same backend in two groups: one check
       auto it = probes_.find(key);
       if (it != probes_.end() && it->second->same_target(target, l->health_check)) {
         next.emplace(key, std::move(it->second));

@@ -43,6 +43,8 @@ class TcpListener {
   void update(std::shared_ptr<const snapshot::Listener> cfg);
   // The current generation of this listener's configuration.
   const snapshot::Listener& config() const { return *runtime_->current->config; }
+  // Hands the listening socket over; see net::Acceptor::release.
+  net::UniqueFd release_socket() { return acceptor_.release(); }
 
  private:
   static void on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,

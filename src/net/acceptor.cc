@@ -35,13 +35,22 @@ Acceptor::Acceptor(EventLoop& loop, UniqueFd fd, OnAccept on_accept, void* arg, 
   resume_.arm_in(0);
 }
 
-Acceptor::~Acceptor() { loop_.remove(fd_.get()); }
+Acceptor::~Acceptor() {
+  if (fd_) loop_.remove(fd_.get());
+}
+
+UniqueFd Acceptor::release() {
+  if (fd_) loop_.remove(fd_.get());
+  resume_.cancel();
+  return std::move(fd_);
+}
 
 void Acceptor::on_io(uint32_t /*events*/) { accept_some(); }
 
 void Acceptor::on_timer(void* self) { static_cast<Acceptor*>(self)->accept_some(); }
 
 void Acceptor::accept_some() {
+  if (!fd_) return;
   // Each worker has its own SO_REUSEPORT socket: no other thread competes for this queue.
   for (int n = 0; n < kMaxAcceptsPerWake; ++n) {
     sockaddr_storage peer{};

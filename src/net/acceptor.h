@@ -27,6 +27,9 @@ class Acceptor final : public IoHandler {
   const SocketAddress& bound() const { return bound_; }
   uint64_t accepted() const { return accepted_; }
   void set_label(std::string label) { label_ = std::move(label); }
+  // Stops accepting and hands the listening socket over (to a listener of another protocol on
+  // the same address). The Acceptor is inert afterwards.
+  UniqueFd release();
 
  private:
   void accept_some();

@@ -7,6 +7,8 @@
 #include "base/log.h"
 #include "l4/tcp_listener.h"
 #include "l4/tcp_session.h"
+#include "l7/http_listener.h"
+#include "l7/http_session.h"
 
 namespace fulcrum::server {
 
@@ -34,11 +36,13 @@ Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureRepo
       loop_(std::move(loop)),
       sessions_(std::make_unique<l4::SessionRegistry>()),
       ctx_(*loop_),
+      http_ctx_(std::make_unique<l7::HttpContext>(*loop_)),
       report_(std::move(report)) {
   ctx_.sessions = sessions_.get();
   if (report_) {
     ctx_.on_backend_failure = [this](const snapshot::Listener& l, const snapshot::Backend& b,
                                      int error) { on_backend_failure(l, b, error); };
+    http_ctx_->on_backend_failure = ctx_.on_backend_failure;
   }
 }
 
@@ -60,8 +64,11 @@ Worker::~Worker() {
   join();
   // Order matters: listeners and sessions use the loop's timers.
   listeners_.clear();
+  http_listeners_.clear();
   sessions_->close_all();
+  http_ctx_->sessions.close_all();
   drain_timer_.reset();
+  http_ctx_.reset();  // its pool holds a timer and sockets of the loop
   loop_.reset();
 }
 
@@ -83,10 +90,39 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
   loop_->post([this, snap = std::move(snap), handoff, done = std::move(done)]() mutable {
     std::map<std::string, net::UniqueFd> fresh;
     for (auto& h : *handoff) fresh.emplace(h.key, std::move(h.fd));
-    std::map<std::string, std::unique_ptr<l4::TcpListener>> next;
+    // A socket whose listener changes protocol (tcp <-> http on the same address) moves over.
     for (const auto& l : snap->listeners) {
-      if (l->protocol != snapshot::Protocol::kTcp || !l->running) continue;
+      if (!l->running) continue;
       std::string key = listener_key(*l);
+      if (l->protocol == snapshot::Protocol::kHttp) {
+        if (auto it = listeners_.find(key); it != listeners_.end()) {
+          fresh[key] = it->second->release_socket();
+          listeners_.erase(it);
+        }
+      } else if (auto it = http_listeners_.find(key); it != http_listeners_.end()) {
+        fresh[key] = it->second->release_socket();
+        http_listeners_.erase(it);
+      }
+    }
+    std::map<std::string, std::unique_ptr<l4::TcpListener>> next;
+    std::map<std::string, std::unique_ptr<l7::HttpListener>> next_http;
+    for (const auto& l : snap->listeners) {
+      if (!l->running) continue;
+      std::string key = listener_key(*l);
+      if (l->protocol == snapshot::Protocol::kHttp) {
+        if (auto it = http_listeners_.find(key); it != http_listeners_.end()) {
+          it->second->update(l);
+          next_http.emplace(key, std::move(it->second));
+          http_listeners_.erase(it);
+        } else if (auto f = fresh.find(key); f != fresh.end()) {
+          next_http.emplace(key,
+                            std::make_unique<l7::HttpListener>(*http_ctx_, std::move(f->second), l));
+        } else {
+          FLOG_ERROR("worker {}: no socket for listener {}", index_, key);
+        }
+        continue;
+      }
+      if (l->protocol != snapshot::Protocol::kTcp) continue;
       if (auto it = listeners_.find(key); it != listeners_.end()) {
         it->second->update(l);
         next.emplace(key, std::move(it->second));
@@ -99,6 +135,8 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     }
     listeners_.swap(next);  // listeners left in `next` are gone: their sockets close now
     next.clear();
+    http_listeners_.swap(next_http);
+    next_http.clear();
     apply_drain_deadlines();
     snapshot_ = std::move(snap);
     done(snapshot_->generation);
@@ -132,6 +170,9 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
   loop_->post([this, deadline_ms, drained = std::move(drained)]() mutable {
     if (drain_done_) return;
     listeners_.clear();  // stop accepting; established connections go on
+    http_listeners_.clear();
+    http_ctx_->draining = true;
+    http_ctx_->sessions.drain_all();  // idle keep-alive clients close now, busy ones after
     drain_deadline_ms_ = deadline_ms;
     drained_ = std::move(drained);
     drain_timer_ = std::make_unique<net::Timer>(*loop_, &Worker::on_drain_tick, this);
@@ -142,16 +183,17 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
 void Worker::on_drain_tick(void* self) { static_cast<Worker*>(self)->check_drained(); }
 
 void Worker::check_drained() {
-  FLOG_DEBUG("worker {}: drain check: {} connections, {} ms left", index_, sessions_->size(),
+  size_t open = sessions_->size() + http_ctx_->sessions.size();
+  FLOG_DEBUG("worker {}: drain check: {} connections, {} ms left", index_, open,
              drain_deadline_ms_ - loop_->now_ms());
-  if (sessions_->size() > 0 && loop_->now_ms() < drain_deadline_ms_) {
+  if (open > 0 && loop_->now_ms() < drain_deadline_ms_) {
     drain_timer_->arm_in(kDrainTickMs);
     return;
   }
-  if (sessions_->size() > 0) {
-    FLOG_WARN("worker {}: drain deadline passed, closing {} connections", index_,
-              sessions_->size());
+  if (open > 0) {
+    FLOG_WARN("worker {}: drain deadline passed, closing {} connections", index_, open);
     sessions_->close_all();
+    http_ctx_->sessions.close_all();
   }
   drain_done_ = true;
   drain_timer_->cancel();

@@ -14,6 +14,7 @@
 
 #include "base/result.h"
 #include "l4/context.h"
+#include "l7/context.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "snapshot/snapshot.h"
@@ -22,6 +23,9 @@ namespace fulcrum::l4 {
 class TcpListener;
 class SessionRegistry;
 }  // namespace fulcrum::l4
+namespace fulcrum::l7 {
+class HttpListener;
+}  // namespace fulcrum::l7
 
 namespace fulcrum::server {
 
@@ -67,7 +71,9 @@ class Worker {
   std::unique_ptr<net::EventLoop> loop_;
   std::unique_ptr<l4::SessionRegistry> sessions_;
   l4::WorkerContext ctx_;
+  std::unique_ptr<l7::HttpContext> http_ctx_;
   std::map<std::string, std::unique_ptr<l4::TcpListener>> listeners_;
+  std::map<std::string, std::unique_ptr<l7::HttpListener>> http_listeners_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::unique_ptr<net::Timer> drain_timer_;
   int64_t drain_deadline_ms_ = 0;

@@ -13,6 +13,7 @@
 
 #include "balance/balancer.h"
 #include "net/address.h"
+#include "snapshot/routes.h"
 
 namespace fulcrum::snapshot {
 
@@ -60,6 +61,23 @@ struct ServerGroup {
   std::unordered_map<uint64_t, uint32_t> index_by_id;  // Backend::id -> index in backends
 };
 
+// Where an HTTP request goes: a server group with this listener's view of its health and a
+// balancer table, or a redirect. targets[0] of a listener is its default server group.
+struct HttpTarget {
+  std::string name;  // the rule's name, or "" for the default group
+  std::shared_ptr<const ServerGroup> group;  // null for a redirect
+  std::vector<Health> health;                // index-aligned with group->backends
+  std::shared_ptr<const balance::Table> table;
+  std::string redirect;  // absolute URL or path: answered with 302 Location
+};
+
+struct XForwarded {
+  bool proto = false;  // X-Forwarded-Proto
+  bool port = false;   // X-Forwarded-Port
+  bool lb_id = false;  // SLB-ID
+  bool lb_ip = false;  // SLB-IP
+};
+
 struct Listener {
   std::string lb_name;
   std::string id;  // "tcp:8000"
@@ -81,6 +99,12 @@ struct Listener {
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
   bool fail_open = false;
   uint32_t connect_attempts = 3;  // first try + at most 2 retries on other backends
+  // HTTP only:
+  std::vector<HttpTarget> targets;            // [0] = the default group (same as group/table)
+  std::shared_ptr<const RouteTable> routes;   // Rule::target indexes `targets`
+  int64_t request_timeout_ms = 60000;         // no response head by then: 504
+  XForwarded x_forwarded;
+  std::string lb_address;                     // for SLB-IP
 };
 
 struct Snapshot {

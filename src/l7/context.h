@@ -1,0 +1,56 @@
+// What every L7 object on one worker shares: the loop, the upstream connection pool, counters
+// and the list of live sessions. [worker] only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "l7/upstream_pool.h"
+#include "net/event_loop.h"
+#include "snapshot/snapshot.h"
+
+namespace fulcrum::l7 {
+
+struct HttpCounters {
+  uint64_t connections_accepted = 0;
+  uint64_t requests = 0;
+  uint64_t responses_by_class[6] = {};  // [1] 1xx ... [5] 5xx, including Fulcrum's own errors
+  uint64_t bad_requests = 0;            // refused by the parser (400/413/414/431/501/505)
+  uint64_t upstream_errors = 0;         // 502 answered
+  uint64_t no_backend = 0;              // 503 answered
+  uint64_t timeouts = 0;                // 504 answered
+  uint64_t retries = 0;
+};
+
+class HttpSession;
+
+// Live sessions of one worker, for draining. [worker]
+class HttpSessionList {
+ public:
+  void add(HttpSession* s);
+  void remove(HttpSession* s);
+  size_t size() const { return count_; }
+  // Asks every session to finish: idle ones close now, busy ones after their response.
+  void drain_all();
+  // Closes every session at once.
+  void close_all();
+
+ private:
+  friend class HttpSession;
+  HttpSession* head_ = nullptr;
+  size_t count_ = 0;
+};
+
+struct HttpContext {
+  explicit HttpContext(net::EventLoop& l) : loop(l), pool(l, UpstreamPool::Limits{}) {}
+  net::EventLoop& loop;
+  UpstreamPool pool;
+  HttpCounters counters;
+  HttpSessionList sessions;
+  bool draining = false;
+  // Passive health detection, as l4::WorkerContext::on_backend_failure.
+  std::function<void(const snapshot::Listener&, const snapshot::Backend&, int error)>
+      on_backend_failure;
+};
+
+}  // namespace fulcrum::l7

@@ -1,0 +1,766 @@
+#include "l7/http_session.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/hash.h"
+#include "base/log.h"
+
+namespace fulcrum::l7 {
+
+namespace {
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+constexpr size_t kReadChunk = 16 * 1024;
+// Buffered bytes in one direction above which the other side is not read until they drain.
+constexpr size_t kMaxBuffered = 1024 * 1024;
+// Time to flush a final answer before the connection is closed anyway.
+constexpr int64_t kClosingGraceMs = 5000;
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return (x | 0x20) == (y | 0x20);
+         });
+}
+
+// Reads what is available from `fd` into `out`, up to `cap` bytes in `out`. Returns kDrained,
+// kFull (stopped at the cap: more may be waiting, and no new edge will say so), kEof or kFailed.
+enum ReadResult { kDrained, kFull, kEof, kFailed };
+ReadResult read_into(int fd, std::string& out, size_t cap) {
+  for (;;) {
+    if (out.size() >= cap) return kFull;
+    size_t old = out.size();
+    out.resize(old + kReadChunk);
+    ssize_t n = ::recv(fd, out.data() + old, kReadChunk, 0);
+    if (n > 0) {
+      out.resize(old + static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < kReadChunk) return kDrained;  // a new arrival is a new edge
+      continue;
+    }
+    out.resize(old);
+    if (n == 0) return kEof;
+    if (errno == EINTR) continue;
+    return would_block(errno) ? kDrained : kFailed;
+  }
+}
+
+// Writes as much of `buf` as the socket takes; erases what was written. False on error.
+bool write_from(int fd, std::string& buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::send(fd, buf.data() + done, buf.size() - done, MSG_NOSIGNAL);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && would_block(errno)) break;
+    return false;
+  }
+  buf.erase(0, done);
+  return true;
+}
+
+std::string new_request_id(uint64_t seed) {
+  static thread_local uint64_t counter = 0;
+  uint64_t a = base::mix64(seed ^ (++counter * 0x9e3779b97f4a7c15ULL));
+  uint64_t b = base::mix64(a + counter);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    id[static_cast<size_t>(i)] = kHex[(a >> (4 * i)) & 0xf];
+    id[static_cast<size_t>(16 + i)] = kHex[(b >> (4 * i)) & 0xf];
+  }
+  return id;
+}
+
+}  // namespace
+
+// ---- HttpSessionList ----
+
+void HttpSessionList::add(HttpSession* s) {
+  s->next_ = head_;
+  if (head_) head_->prev_ = s;
+  head_ = s;
+  ++count_;
+}
+
+void HttpSessionList::remove(HttpSession* s) {
+  if (s->prev_) s->prev_->next_ = s->next_;
+  else if (head_ == s) head_ = s->next_;
+  if (s->next_) s->next_->prev_ = s->prev_;
+  s->prev_ = s->next_ = nullptr;
+  --count_;
+}
+
+void HttpSessionList::drain_all() {
+  for (HttpSession* s = head_; s != nullptr;) {
+    HttpSession* next = s->next_;  // drain() may close (and unlink) s
+    s->drain();
+    s = next;
+  }
+}
+
+void HttpSessionList::close_all() {
+  while (head_) head_->close(/*reset=*/true);
+}
+
+// ---- HttpSession ----
+
+HttpSession::HttpSession(HttpContext& ctx,
+                         std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
+                         net::UniqueFd client, const net::SocketAddress& peer,
+                         const net::SocketAddress& local)
+    : ctx_(ctx),
+      listener_(std::move(listener)),
+      peer_(peer),
+      local_(local),
+      peer_ip_(peer.ip_string()),
+      client_fd_(std::move(client)),
+      timer_(ctx.loop, &HttpSession::on_timer, this) {
+  client_side_.session = this;
+  upstream_side_.session = this;
+  upstream_side_.upstream = true;
+  ctx_.sessions.add(this);
+}
+
+HttpSession::~HttpSession() = default;
+
+void HttpSession::Side::on_io(uint32_t events) {
+  if (upstream) {
+    session->on_upstream_io(events);
+  } else {
+    session->on_client_io(events);
+  }
+}
+
+void HttpSession::start() {
+  net::set_nodelay(client_fd_.get());
+  if (!ctx_.loop.add(client_fd_.get(), kEvents, &client_side_).ok()) {
+    close(true);
+    return;
+  }
+  idle_deadline_ms_ = ctx_.loop.now_ms() + (*listener_)->config->idle_timeout_ms;
+  arm_timer();
+  on_client_io(EPOLLIN);
+}
+
+void HttpSession::drain() {
+  draining_ = true;
+  if (phase_ == Phase::kIdle && request_parser_.idle() && client_in_used_ == client_in_.size()) {
+    close(false);
+  }
+}
+
+void HttpSession::close(bool reset) {
+  if (phase_ == Phase::kClosed) return;
+  phase_ = Phase::kClosed;
+  timer_.cancel();
+  if (reset && client_fd_) net::set_linger_reset(client_fd_.get());
+  client_fd_.reset();
+  release_upstream(false);
+  ctx_.sessions.remove(this);
+  ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
+}
+
+// ---- client side ----
+
+void HttpSession::on_client_io(uint32_t events) {
+  if (phase_ == Phase::kClosed) return;
+  if (phase_ == Phase::kTunnel) {
+    relay_tunnel();
+    return;
+  }
+  if (events & EPOLLOUT) {
+    if (!flush_client()) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    if (!read_client()) return;
+    process_client_input();
+  }
+}
+
+bool HttpSession::read_client() {
+  if (client_eof_) return true;
+  if (client_in_used_ > 0 && client_in_used_ == client_in_.size()) {
+    client_in_.clear();
+    client_in_used_ = 0;
+  }
+  ReadResult r = read_into(client_fd_.get(), client_in_, client_in_used_ + kMaxBuffered);
+  if (r == kFailed) {
+    close(true);
+    return false;
+  }
+  client_more_ = r == kFull;
+  if (r == kEof) client_eof_ = true;
+  return true;
+}
+
+void HttpSession::process_client_input() {
+  for (;;) {
+    if (phase_ == Phase::kClosed || phase_ == Phase::kClosing || phase_ == Phase::kTunnel) return;
+    bool reading_head = phase_ == Phase::kIdle;
+    bool reading_body = !reading_head && !request_body_done_;
+    if (!reading_head && !reading_body) break;
+    if (reading_body && upstream_out_.size() > kMaxBuffered) break;  // upstream is slow
+    if (client_in_used_ == client_in_.size() && client_more_) {
+      if (!read_client()) return;  // the buffer was full: what waited in the socket
+    }
+    std::string_view data(client_in_);
+    data.remove_prefix(client_in_used_);
+    size_t used = 0;
+    http::Step step = request_parser_.feed(data, &used);
+    client_in_used_ += used;
+    if (step == http::Step::kNeedMore) {
+      if (client_more_) continue;
+      break;
+    }
+    if (step == http::Step::kError) {
+      ++ctx_.counters.bad_requests;
+      if (reading_head || !response_started_) {
+        answer_error(request_parser_.error().status, request_parser_.error().reason);
+      } else {
+        close(true);
+      }
+      return;
+    }
+    if (step == http::Step::kHead) {
+      on_request_head();
+      continue;
+    }
+    if (step == http::Step::kBody) {
+      std::string_view piece = request_parser_.body();
+      if (request_framing_ == http::Framing::kChunked) {
+        http::write_chunk(piece, &upstream_out_);
+      } else {
+        upstream_out_.append(piece);
+      }
+      continue;
+    }
+    // kDone: the request is complete. The next one waits until this response is done.
+    if (reading_body) {
+      if (request_framing_ == http::Framing::kChunked) {
+        http::write_last_chunk(request_parser_.trailers(), &upstream_out_);
+      }
+      request_body_done_ = true;
+      break;
+    }
+  }
+  if (phase_ == Phase::kExchange && !upstream_out_.empty()) {
+    if (!flush_upstream()) return;
+  }
+  if (client_eof_ && phase_ == Phase::kIdle) {
+    // Between requests: a clean end once our answers are out. Inside a head: the client gave up.
+    if (!request_parser_.idle() || client_in_used_ != client_in_.size()) {
+      close(false);
+      return;
+    }
+    phase_ = Phase::kClosing;
+    arm_timer();
+    flush_client();
+    return;
+  }
+  if (client_eof_ && !request_body_done_ && phase_ != Phase::kClosed) {
+    close(true);  // the request body was cut short: the upstream must not see a complete one
+  }
+}
+
+void HttpSession::on_request_head() {
+  const http::RequestHead& head = request_parser_.head();
+  ++ctx_.counters.requests;
+  state_ = *listener_;
+  const snapshot::Listener& cfg = *state_->config;
+  method_ = head.method;
+  client_minor_ = head.version_minor;
+  client_keep_alive_ = head.keep_alive && !draining_;
+  upgrade_requested_ = head.upgrade;
+  request_framing_ = http::request_framing(head);
+  request_body_done_ = !head.has_body();
+  request_sent_any_ = response_started_ = response_done_ = false;
+  request_deadline_ms_ = ctx_.loop.now_ms() + cfg.request_timeout_ms;
+
+  // Route by Host and path (without the query).
+  std::string_view path = head.path;
+  if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+  target_ = 0;
+  if (const snapshot::Rule* rule = cfg.routes ? cfg.routes->match(head.host, path) : nullptr) {
+    target_ = rule->target;
+  }
+  const snapshot::HttpTarget& target = cfg.targets[target_];
+  if (!target.redirect.empty()) {
+    answer_redirect(target.redirect);
+    return;
+  }
+
+  // Forwarding headers: exactly one X-Forwarded-For, ending in the real peer; X-Request-Id when
+  // absent; the optional X-Forwarded-Proto/-Port, SLB-ID, SLB-IP (client copies removed).
+  std::string xff;
+  std::string request_id;
+  for (const http::Header& h : head.headers) {
+    if (iequals(h.name, "x-forwarded-for")) {
+      if (!xff.empty()) xff += ", ";
+      xff.append(h.value);
+    } else if (iequals(h.name, "x-request-id") && request_id.empty()) {
+      request_id.assign(h.value);
+    }
+  }
+  if (!xff.empty()) xff += ", ";
+  xff += peer_ip_;
+  bool add_request_id = request_id.empty();
+  if (add_request_id) request_id = new_request_id(reinterpret_cast<uintptr_t>(this));
+  std::string port = std::to_string(cfg.bind.port());
+  std::vector<http::Header> add = {{"X-Forwarded-For", xff}};
+  if (add_request_id) add.push_back({"X-Request-Id", request_id});
+  if (cfg.x_forwarded.proto) add.push_back({"X-Forwarded-Proto", "http"});
+  if (cfg.x_forwarded.port) add.push_back({"X-Forwarded-Port", port});
+  if (cfg.x_forwarded.lb_id) add.push_back({"SLB-ID", cfg.lb_name});
+  if (cfg.x_forwarded.lb_ip) add.push_back({"SLB-IP", cfg.lb_address});
+  static constexpr std::string_view kRemove[] = {"x-forwarded-for", "x-forwarded-proto",
+                                                 "x-forwarded-port", "slb-id", "slb-ip"};
+  request_head_.clear();
+  http::write_request_head(head, http::HeaderEdits{kRemove, add}, &request_head_);
+  upstream_out_ = request_head_;
+
+  tried_.reset(target.group->backends.size());
+  attempts_ = 0;
+  connect_upstream();
+}
+
+void HttpSession::answer_redirect(const std::string& location) {
+  // A body we would have to read and throw away: simpler and safe to close afterwards.
+  if (!request_body_done_) client_keep_alive_ = false;
+  client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location +
+                 "\r\nContent-Length: 0\r\n";
+  client_out_ += client_keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
+  ++ctx_.counters.responses_by_class[3];
+  keep_client_ = client_keep_alive_;
+  request_body_done_ = true;
+  response_started_ = true;
+  if (!keep_client_) {
+    phase_ = Phase::kClosing;
+    arm_timer();
+  }
+  flush_client();
+}
+
+void HttpSession::answer_error(uint16_t status, std::string_view detail) {
+  if (response_started_) {
+    close(true);
+    return;
+  }
+  release_upstream(false);
+  std::string body = std::to_string(status) + " " + std::string(http::reason_phrase(status)) +
+                     "\n" + std::string(detail) + "\n";
+  client_out_ += "HTTP/1.1 " + std::to_string(status) + " " +
+                 std::string(http::reason_phrase(status)) +
+                 "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
+                 "\r\nConnection: close\r\n\r\n" + body;
+  ++ctx_.counters.responses_by_class[std::min<size_t>(status / 100, 5)];
+  response_started_ = true;
+  keep_client_ = false;
+  phase_ = Phase::kClosing;
+  arm_timer();
+  flush_client();
+}
+
+bool HttpSession::flush_client() {
+  if (!client_out_.empty() && !write_from(client_fd_.get(), client_out_)) {
+    close(true);
+    return false;
+  }
+  if (client_out_.empty() && phase_ == Phase::kClosing) {
+    close(false);
+    return false;
+  }
+  // Room again for the upstream's bytes: read what it has been holding back.
+  if (upstream_paused_ && phase_ == Phase::kExchange && client_out_.size() < kMaxBuffered) {
+    upstream_paused_ = false;
+    on_upstream_io(EPOLLIN);
+    return phase_ != Phase::kClosed;
+  }
+  return true;
+}
+
+// ---- upstream side ----
+
+void HttpSession::connect_upstream() {
+  const snapshot::Listener& cfg = *state_->config;
+  const snapshot::HttpTarget& target = cfg.targets[target_];
+  HttpListenerState::Target& ts = state_->targets[target_];
+  while (attempts_ < cfg.connect_attempts) {
+    balance::PickRequest req;
+    req.key = base::hash_string(peer_.ip_bytes());
+    req.active = ts.active;
+    req.skip = &tried_;
+    uint32_t index = ts.cursor.pick(*target.table, req);
+    if (index == balance::kNoHost) break;
+    ++attempts_;
+    tried_.set(index);
+    const snapshot::Backend& backend = target.group->backends[index];
+    backend_ = index;
+    ++ts.active[index];
+    // A pooled connection first (only for a request that can be sent again if it turns out to
+    // be dead); else a new one.
+    net::UniqueFd fd;
+    if (!force_new_connection_) fd = ctx_.pool.take(backend.id);
+    force_new_connection_ = false;
+    if (fd) {
+      upstream_fd_ = std::move(fd);
+      upstream_reused_ = true;
+      if (ctx_.loop.modify(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
+        on_upstream_connected();
+        return;
+      }
+      upstream_fd_.reset();
+    }
+    upstream_reused_ = false;
+    bool in_progress = false;
+    auto fresh = net::connect_tcp(backend.address, &in_progress);
+    if (!fresh.ok()) {
+      --ts.active[index];
+      backend_ = UINT32_MAX;
+      ++ctx_.counters.retries;
+      if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, fresh.error().sys_errno);
+      continue;
+    }
+    upstream_fd_ = std::move(*fresh);
+    net::set_nodelay(upstream_fd_.get());
+    if (!ctx_.loop.add(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
+      release_upstream(false);
+      continue;
+    }
+    if (!in_progress) {
+      on_upstream_connected();
+      return;
+    }
+    phase_ = Phase::kConnecting;
+    arm_timer();
+    return;
+  }
+  if (attempts_ == 0) {
+    ++ctx_.counters.no_backend;
+    answer_error(503, "no backend available");
+  } else {
+    ++ctx_.counters.upstream_errors;
+    answer_error(502, "no backend could be reached");
+  }
+}
+
+void HttpSession::upstream_failed(int err, const char* what) {
+  const snapshot::Listener& cfg = *state_->config;
+  const snapshot::Backend& backend = cfg.targets[target_].group->backends[backend_];
+  FLOG_DEBUG("{} {}: backend {} {}: {}", cfg.lb_name, cfg.id, backend.name, what,
+             std::strerror(err));
+  bool reused = upstream_reused_;
+  if (!reused && ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, err);
+  release_upstream(false);
+  upstream_reused_ = false;
+  // Try again when provably nothing reached a backend (a failed connect), or when a pooled
+  // connection turned out dead before any answer and the request is a GET/HEAD without body.
+  bool replayable = (method_ == http::Method::kGet || method_ == http::Method::kHead) &&
+                    request_framing_ == http::Framing::kNone;
+  if (!response_started_ && response_parser_.idle() &&
+      (!request_sent_any_ || (reused && replayable))) {
+    ++ctx_.counters.retries;
+    if (reused) {
+      // A stale pooled connection says nothing about the backend: it may be tried again, on a
+      // new connection, without using up an attempt.
+      tried_.reset(state_->config->targets[target_].group->backends.size());
+      attempts_ = attempts_ > 0 ? attempts_ - 1 : 0;
+      force_new_connection_ = true;
+    }
+    upstream_out_ = request_head_;
+    request_sent_any_ = false;
+    connect_upstream();
+    return;
+  }
+  ++ctx_.counters.upstream_errors;
+  answer_error(502, what);
+}
+
+void HttpSession::on_upstream_connected() {
+  phase_ = Phase::kExchange;
+  response_parser_.expect(method_, upgrade_requested_);
+  arm_timer();
+  if (!flush_upstream()) return;
+  process_client_input();  // body bytes that waited for the connection
+}
+
+bool HttpSession::flush_upstream() {
+  if (upstream_out_.empty() || !upstream_fd_) return true;
+  size_t before = upstream_out_.size();
+  if (!write_from(upstream_fd_.get(), upstream_out_)) {
+    upstream_failed(errno, "send");
+    return false;
+  }
+  if (upstream_out_.size() < before) request_sent_any_ = true;
+  return true;
+}
+
+void HttpSession::on_upstream_io(uint32_t events) {
+  if (phase_ == Phase::kClosed || !upstream_fd_) return;
+  if (phase_ == Phase::kTunnel) {
+    relay_tunnel();
+    return;
+  }
+  if (phase_ == Phase::kConnecting) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    if (int err = net::socket_error(upstream_fd_.get()); err != 0) {
+      upstream_failed(err, "connect");
+      return;
+    }
+    sockaddr_storage ss;  // a stale event of an earlier attempt proves nothing
+    socklen_t len = sizeof ss;
+    if (::getpeername(upstream_fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+    on_upstream_connected();
+    return;
+  }
+  if (phase_ != Phase::kExchange) return;
+  if (events & EPOLLOUT) {
+    if (!flush_upstream()) return;
+    if (!request_body_done_) process_client_input();
+    if (phase_ != Phase::kExchange) return;
+  }
+  ReadResult r = kDrained;
+  for (;;) {
+    if (client_out_.size() >= kMaxBuffered) {
+      upstream_paused_ = true;  // the client is slow: leave the rest in the socket for now
+      return;
+    }
+    if (upstream_in_used_ > 0 && upstream_in_used_ == upstream_in_.size()) {
+      upstream_in_.clear();
+      upstream_in_used_ = 0;
+    }
+    size_t had = upstream_in_.size();
+    r = read_into(upstream_fd_.get(), upstream_in_, upstream_in_used_ + kMaxBuffered);
+    if (upstream_in_.size() > had) last_activity_ms_ = ctx_.loop.now_ms();
+    if (r == kFailed) {
+      upstream_failed(errno, "recv");
+      return;
+    }
+    process_upstream_input();
+    if (r != kFull || phase_ != Phase::kExchange || !upstream_fd_) break;
+  }
+  if (r == kEof && phase_ == Phase::kExchange && upstream_fd_) {
+    // The upstream closed: the end of a body that runs until close, or a failure.
+    if (response_parser_.idle() && !response_started_) {
+      upstream_failed(ECONNRESET, "closed before answering");
+      return;
+    }
+    http::Step step = response_parser_.finish();
+    if (step == http::Step::kDone) {
+      response_done_ = true;
+      finish_exchange();
+    } else if (!response_started_) {
+      ++ctx_.counters.upstream_errors;
+      answer_error(502, "truncated response");
+    } else {
+      close(true);  // visible truncation: never a clean end for a cut body
+    }
+  }
+}
+
+void HttpSession::process_upstream_input() {
+  while (phase_ == Phase::kExchange) {
+    std::string_view data(upstream_in_);
+    data.remove_prefix(upstream_in_used_);
+    size_t used = 0;
+    http::Step step = response_parser_.feed(data, &used);
+    upstream_in_used_ += used;
+    if (step == http::Step::kNeedMore) break;
+    if (step == http::Step::kError) {
+      FLOG_DEBUG("{} {}: bad response: {}", state_->config->lb_name, state_->config->id,
+                 response_parser_.error().reason);
+      ++ctx_.counters.upstream_errors;
+      answer_error(502, response_parser_.error().reason);
+      return;
+    }
+    if (step == http::Step::kHead) {
+      const http::ResponseHead& head = response_parser_.head();
+      http::ResponseWriteOptions options;
+      options.client_version_minor = client_minor_;
+      options.keep_alive = client_keep_alive_ && !draining_;
+      if (!head.informational()) {
+        response_started_ = true;
+        last_activity_ms_ = ctx_.loop.now_ms();
+        arm_timer();
+        response_framing_ = http::response_framing(head, client_minor_);
+        keep_client_ = http::response_keeps_client(head, options);
+        ++ctx_.counters.responses_by_class[std::min<size_t>(head.status / 100, 5)];
+      } else if (head.status == 101) {
+        response_started_ = true;
+        response_framing_ = http::Framing::kNone;
+      }
+      http::write_response_head(head, options, &client_out_);
+      continue;
+    }
+    if (step == http::Step::kBody) {
+      if (response_framing_ == http::Framing::kChunked) {
+        http::write_chunk(response_parser_.body(), &client_out_);
+      } else {
+        client_out_.append(response_parser_.body());
+      }
+      continue;
+    }
+    // kDone
+    const http::ResponseHead& head = response_parser_.head();
+    if (head.upgrade) {
+      // A tunnel from now on: what is left on either side belongs to it.
+      phase_ = Phase::kTunnel;
+      client_out_.append(upstream_in_, upstream_in_used_);
+      upstream_in_.clear();
+      upstream_in_used_ = 0;
+      upstream_out_.append(client_in_, client_in_used_);
+      client_in_.clear();
+      client_in_used_ = 0;
+      timer_.cancel();
+      relay_tunnel();
+      return;
+    }
+    if (head.informational()) continue;  // 100/103: the final response follows
+    if (response_framing_ == http::Framing::kChunked) {
+      http::write_last_chunk(response_parser_.trailers(), &client_out_);
+    }
+    response_done_ = true;
+    finish_exchange();
+    return;
+  }
+  flush_client();
+}
+
+void HttpSession::finish_exchange() {
+  const http::ResponseHead& head = response_parser_.head();
+  bool reusable = head.keep_alive && !head.body_until_close && request_body_done_ &&
+                  upstream_in_used_ == upstream_in_.size() && upstream_out_.empty();
+  upstream_in_.clear();
+  upstream_in_used_ = 0;
+  release_upstream(reusable);
+  // A client whose request body was not read to its end cannot be read as HTTP any more.
+  if (!request_body_done_) keep_client_ = false;
+  state_.reset();
+  if (!keep_client_ || draining_) {
+    phase_ = Phase::kClosing;
+    arm_timer();
+    flush_client();
+    return;
+  }
+  phase_ = Phase::kIdle;
+  idle_deadline_ms_ = ctx_.loop.now_ms() + (*listener_)->config->idle_timeout_ms;
+  arm_timer();
+  if (!flush_client()) return;
+  process_client_input();  // a pipelined request may be waiting
+}
+
+void HttpSession::release_upstream(bool reusable) {
+  if (state_ && backend_ != UINT32_MAX) {
+    auto& active = state_->targets[target_].active;
+    if (active[backend_] > 0) --active[backend_];
+  }
+  if (upstream_fd_) {
+    if (reusable) {
+      const auto& backend = state_->config->targets[target_].group->backends[backend_];
+      ctx_.pool.put(backend.id, std::move(upstream_fd_));
+    } else {
+      ctx_.loop.remove(upstream_fd_.get());
+      upstream_fd_.reset();
+    }
+  }
+  backend_ = UINT32_MAX;
+  upstream_out_.clear();
+}
+
+void HttpSession::relay_tunnel() {
+  // Raw bytes both ways until either side ends; no HTTP any more.
+  auto ended = [](ReadResult r) { return r == kEof || r == kFailed; };
+  bool done = false;
+  for (int round = 0; round < 64 && !done; ++round) {  // bounded: other sessions get a turn
+    ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered);
+    ReadResult from_upstream = read_into(upstream_fd_.get(), client_out_, kMaxBuffered);
+    done = ended(from_client) || ended(from_upstream) ||
+           !write_from(upstream_fd_.get(), upstream_out_) ||
+           !write_from(client_fd_.get(), client_out_);
+    if (from_client != kFull && from_upstream != kFull) break;
+  }
+  if (done) {
+    // One side ended: deliver what is buffered as best we can, then close both.
+    write_from(client_fd_.get(), client_out_);
+    write_from(upstream_fd_.get(), upstream_out_);
+    close(false);
+  }
+}
+
+// ---- timers ----
+
+void HttpSession::arm_timer() {
+  const snapshot::Listener& cfg = state_ ? *state_->config : *(*listener_)->config;
+  int64_t now = ctx_.loop.now_ms();
+  switch (phase_) {
+    case Phase::kIdle:
+      timer_.arm_at(idle_deadline_ms_);
+      break;
+    case Phase::kConnecting:
+      timer_.arm_at(std::min(now + cfg.connect_timeout_ms, request_deadline_ms_));
+      break;
+    case Phase::kExchange:
+      // Before the response head: the request timeout. Then: that long without a byte.
+      timer_.arm_at(response_started_ ? last_activity_ms_ + cfg.request_timeout_ms
+                                      : request_deadline_ms_);
+      break;
+    case Phase::kClosing:
+      timer_.arm_at(now + kClosingGraceMs);
+      break;
+    case Phase::kTunnel:
+    case Phase::kClosed:
+      timer_.cancel();
+      break;
+  }
+}
+
+void HttpSession::on_timer(void* self) {
+  auto* s = static_cast<HttpSession*>(self);
+  switch (s->phase_) {
+    case Phase::kIdle:
+      // Idle keep-alive connection, or a head that did not arrive in time (slow client).
+      if (s->request_parser_.idle() && s->client_in_used_ == s->client_in_.size()) {
+        s->close(false);
+      } else {
+        s->answer_error(408, "request head not received in time");
+      }
+      return;
+    case Phase::kConnecting:
+      if (s->ctx_.loop.now_ms() >= s->request_deadline_ms_) {
+        ++s->ctx_.counters.timeouts;
+        s->answer_error(504, "no backend answered in time");
+      } else {
+        s->upstream_failed(ETIMEDOUT, "connect");
+      }
+      return;
+    case Phase::kExchange:
+      if (s->response_started_ &&
+          s->ctx_.loop.now_ms() < s->last_activity_ms_ + s->state_->config->request_timeout_ms) {
+        s->arm_timer();  // bytes moved since: look again later
+        return;
+      }
+      ++s->ctx_.counters.timeouts;
+      if (s->response_started_) {
+        s->close(true);  // the body stopped coming: visible truncation
+      } else {
+        s->answer_error(504, "the backend did not answer in time");
+      }
+      return;
+    case Phase::kClosing:
+      s->close(true);
+      return;
+    case Phase::kTunnel:
+    case Phase::kClosed:
+      return;
+  }
+}
+
+}  // namespace fulcrum::l7

@@ -1,0 +1,131 @@
+// One client connection of an HTTP listener: parses requests (http::RequestParser), routes each
+// by Host and path, picks a backend, forwards the request over a pooled or new upstream
+// connection with the forwarding headers, streams bodies both ways, and answers errors itself
+// (400-class from the parser, 502 bad upstream, 503 no backend, 504 timeout). Requests on one
+// connection are handled one at a time, in order (pipelined ones wait in the input buffer).
+// [worker] only; owned by the worker's HttpSessionList, destroyed through defer_delete.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "balance/host_mask.h"
+#include "http/request_parser.h"
+#include "http/response_parser.h"
+#include "http/serialize.h"
+#include "l7/context.h"
+#include "l7/http_listener.h"
+#include "net/address.h"
+#include "net/event_loop.h"
+#include "net/socket.h"
+
+namespace fulcrum::l7 {
+
+class HttpSession final : public net::Deferred {
+ public:
+  HttpSession(HttpContext& ctx, std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
+              net::UniqueFd client, const net::SocketAddress& peer,
+              const net::SocketAddress& local);
+  ~HttpSession() override;
+
+  void start();
+  // Finish the request in flight (if any) and close; close at once when idle.
+  void drain();
+  // Close now (RST to the client when `reset`).
+  void close(bool reset);
+
+ private:
+  friend class HttpSessionList;
+  enum class Phase : uint8_t {
+    kIdle,        // waiting for (or reading) a request head
+    kConnecting,  // request head parsed, connecting upstream
+    kExchange,    // request sent/being sent, response awaited/being relayed
+    kTunnel,      // after a 101: raw bytes both ways
+    kClosing,     // flushing a final answer, then close
+    kClosed,
+  };
+  struct Side final : net::IoHandler {
+    HttpSession* session = nullptr;
+    bool upstream = false;
+    void on_io(uint32_t events) override;
+  };
+
+  void on_client_io(uint32_t events);
+  void on_upstream_io(uint32_t events);
+  static void on_timer(void* self);
+
+  // Reads what the client sent into client_in_; false when the session ended.
+  bool read_client();
+  // Feeds client bytes to the request parser while the phase allows.
+  void process_client_input();
+  void on_request_head();
+  bool route_and_pick();
+  void connect_upstream();
+  void on_upstream_connected();
+  void upstream_failed(int err, const char* what);
+  void send_request_bytes(std::string_view data);
+  void process_upstream_input();
+  void finish_exchange();
+  void answer_error(uint16_t status, std::string_view detail);
+  void answer_redirect(const std::string& location);
+  bool flush_client();
+  bool flush_upstream();
+  void release_upstream(bool reusable);
+  void arm_timer();
+  void relay_tunnel();
+
+  HttpContext& ctx_;
+  std::shared_ptr<std::shared_ptr<HttpListenerState>> listener_;
+  net::SocketAddress peer_;
+  net::SocketAddress local_;
+  std::string peer_ip_;
+  net::UniqueFd client_fd_;
+  net::UniqueFd upstream_fd_;
+  Side client_side_;
+  Side upstream_side_;
+  net::Timer timer_;
+  Phase phase_ = Phase::kIdle;
+  bool draining_ = false;
+  bool client_eof_ = false;
+  bool client_more_ = false;      // the last read stopped at the buffer cap
+  bool upstream_paused_ = false;  // upstream reading stopped because client_out_ is full
+
+  http::RequestParser request_parser_;
+  http::ResponseParser response_parser_;
+  std::string client_in_;   // bytes from the client not yet consumed by the parser
+  std::string client_out_;  // bytes for the client not yet written
+  std::string upstream_in_;
+  std::string upstream_out_;
+  size_t client_in_used_ = 0;  // consumed prefix of client_in_
+  size_t upstream_in_used_ = 0;
+
+  // The request in flight.
+  std::shared_ptr<HttpListenerState> state_;  // the generation it was routed in
+  size_t target_ = 0;
+  uint32_t backend_ = UINT32_MAX;
+  balance::HostMask tried_;
+  uint32_t attempts_ = 0;
+  http::Method method_ = http::Method::kGet;
+  uint8_t client_minor_ = 1;
+  bool client_keep_alive_ = true;
+  bool upgrade_requested_ = false;
+  http::Framing request_framing_ = http::Framing::kNone;
+  http::Framing response_framing_ = http::Framing::kNone;
+  std::string request_head_;    // serialised, kept until the response head (for a retry)
+  bool request_body_done_ = true;
+  bool request_sent_any_ = false;  // bytes of this request reached an upstream socket
+  bool response_started_ = false;  // bytes of the response reached client_out_
+  bool response_done_ = false;
+  bool upstream_reused_ = false;   // the connection came from the pool
+  bool keep_client_ = true;
+  int64_t request_deadline_ms_ = 0;
+  int64_t last_activity_ms_ = 0;   // last upstream byte, once the response started
+  bool force_new_connection_ = false;
+  int64_t idle_deadline_ms_ = 0;
+
+  HttpSession* prev_ = nullptr;
+  HttpSession* next_ = nullptr;
+};
+
+}  // namespace fulcrum::l7

@@ -1,0 +1,330 @@
+"""HTTP listener: routing, keep-alive, forwarding headers, strict framing, errors, bodies.
+
+Real fulcrumd, real fulcrum-echo HTTP backends, curl and raw sockets on loopback.
+"""
+import collections
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+import zlib
+
+import harness as h
+
+
+def http_yaml(groups, port, rules=(), extra="", default="app"):
+    """groups: {name: [port, ...]}; rules: [(name, domain, path, group)]."""
+    lines = ["loadbalancers:", "  - name: web", "    address: 127.0.0.1", "    server_groups:"]
+    for name, ports in groups.items():
+        lines += [f"      - name: {name}", "        backends:"]
+        lines += [f"          - {{address: 127.0.0.1, port: {p}}}" for p in ports]
+    lines += ["    listeners:", "      - protocol: http", f"        port: {port}",
+              f"        server_group: {default}", "        health_check: {enabled: false}"]
+    if rules:
+        lines.append("        rules:")
+        for name, domain, path, group in rules:
+            fields = [f"name: {name}"]
+            if domain:
+                fields.append(f"domain: '{domain}'")
+            if path:
+                fields.append(f"path: {path}")
+            fields.append(f"server_group: {group}")
+            lines.append("          - {" + ", ".join(fields) + "}")
+    lines += ["        " + l for l in extra.strip("\n").splitlines() if l]
+    return "\n".join(lines) + "\n"
+
+
+def read_response(s):
+    """Reads one response (Content-Length or chunked or until close) from a socket."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed before a head: {buf!r}")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(rest) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("truncated body")
+            rest += chunk
+        return status, headers, rest[:n], rest[n:]
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += s.recv(65536)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            while len(rest) < size + 2:
+                rest += s.recv(65536)
+            body += rest[:size]
+            rest = rest[size + 2:]
+            if size == 0:
+                return status, headers, body, rest
+    body = rest
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return status, headers, body, b""
+        body += chunk
+
+
+def request(port, path="/", host="x", extra=b"", method="GET"):
+    with contextlib.closing(h.connect(port)) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n".encode()
+                  + extra + b"\r\n")
+        status, headers, body, _ = read_response(s)
+        return status, headers, body
+
+
+class HttpListenerTest(unittest.TestCase):
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanup):
+            fn()
+
+    def echo(self, name):
+        e = h.Echo(name, http=True)
+        self.cleanup.append(e.stop)
+        return e
+
+    def fulcrumd(self, text, **kw):
+        f = h.Fulcrumd(text, **kw)
+        self.cleanup.append(f.stop)
+        return f
+
+    def test_curl_through_and_round_robin(self):
+        a, b = self.echo("a"), self.echo("b")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port, b.port]}, port), workers=1)
+        names = collections.Counter()
+        for _ in range(10):
+            out = subprocess.run(["curl", "-s", f"http://127.0.0.1:{port}/"],
+                                 capture_output=True, timeout=10)
+            names[out.stdout.decode().strip()] += 1
+        self.assertEqual(names, {"a": 5, "b": 5})
+
+    def test_keep_alive_and_pipelining_answer_in_order(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port), workers=1)
+        with contextlib.closing(h.connect(port)) as s:
+            reqs = b"".join(
+                f"GET /echo?i={i} HTTP/1.1\r\nHost: x\r\nX-Request-Id: r{i}\r\n\r\n".encode()
+                for i in range(20))
+            s.sendall(reqs)
+            rest = b""
+            for i in range(20):
+                # read_response may have read ahead: feed what is left through a small shim
+                status, headers, body, rest = read_response(_Prefixed(s, rest))
+                self.assertEqual(status, 200)
+                self.assertEqual(headers["x-echo-request-id"], f"r{i}")
+                self.assertTrue(body.startswith(f"GET /echo?i={i} HTTP/1.1\n".encode()), body)
+
+    def test_forwarding_headers(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port,
+                                extra="x_forwarded: {proto: true, port: true, lb_id: true, "
+                                      "lb_ip: true}"), workers=1)
+        status, _, body = request(port, "/echo", extra=b"X-Forwarded-For: 10.1.1.1\r\n"
+                                                         b"X-Forwarded-For: 10.2.2.2\r\n"
+                                                         b"Connection: x-secret\r\n"
+                                                         b"X-Secret: 1\r\nKeep-Alive: 5\r\n"
+                                                         b"X-Forwarded-Proto: https\r\n")
+        self.assertEqual(status, 200)
+        lines = body.decode().split("\n")
+        xff = [l for l in lines if l.lower().startswith("x-forwarded-for:")]
+        self.assertEqual(xff, ["X-Forwarded-For: 10.1.1.1, 10.2.2.2, 127.0.0.1"])
+        self.assertIn("X-Forwarded-Proto: http", lines)
+        self.assertNotIn("X-Forwarded-Proto: https", lines)
+        self.assertIn(f"X-Forwarded-Port: {port}", lines)
+        self.assertIn("SLB-ID: web", lines)
+        self.assertIn("SLB-IP: 127.0.0.1", lines)
+        self.assertTrue(any(re.match(r"X-Request-Id: [0-9a-f]{32}$", l) for l in lines), lines)
+        for hop in ("x-secret:", "keep-alive:", "connection: x-secret"):
+            self.assertFalse(any(l.lower().startswith(hop) for l in lines), (hop, lines))
+
+    def test_routing_by_domain_and_path(self):
+        d, api, v1, wild, st = (self.echo(n) for n in ("default", "api", "v1", "wild", "static"))
+        port = h.free_port()
+        groups = {"app": [d.port], "api": [api.port], "v1": [v1.port], "wild": [wild.port],
+                  "static": [st.port]}
+        rules = [("api", "api.example.com", "", "api"), ("v1", "api.example.com", "/v1", "v1"),
+                 ("wild", "*.example.com", "", "wild"), ("static", "", "/static", "static")]
+        self.fulcrumd(http_yaml(groups, port, rules), workers=1)
+        cases = [("api.example.com", "/x", "api"), ("API.example.com:80", "/v1/a", "v1"),
+                 ("www.example.com", "/static/a", "wild"), ("other.org", "/static/a", "static"),
+                 ("other.org", "/", "default"), ("example.com", "/", "default")]
+        for host, path, want in cases:
+            with self.subTest(host=host, path=path):
+                self.assertEqual(request(port, path, host=host)[2].decode().strip(), want)
+
+    def test_malformed_requests_get_400_and_close(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port), workers=1)
+        bad = [
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ]
+        for raw in bad:
+            with self.subTest(raw=raw):
+                with contextlib.closing(h.connect(port)) as s:
+                    s.sendall(raw)
+                    data = h.recv_all(s)
+                self.assertTrue(data.startswith(b"HTTP/1.1 400 "), data)
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET /" + b"a" * (17 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(h.recv_all(s).startswith(b"HTTP/1.1 414 "))
+
+    def test_no_backend_is_503_and_dead_backend_is_skipped(self):
+        a = self.echo("a")
+        dead = h.free_port()
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [dead, a.port], "empty": [h.free_port()]}, port,
+                                rules=[("gone", "", "/gone", "empty")]), workers=1)
+        for _ in range(6):
+            self.assertEqual(request(port, "/")[2], b"a\n")
+        status, headers, body = request(port, "/gone")
+        self.assertEqual(status, 502)  # its only backend refuses: nothing could be reached
+        self.assertIn(b"502", body)
+
+    def test_no_eligible_backend_is_503_at_once(self):
+        a = self.echo("a")
+        port = h.free_port()
+        text = http_yaml({"app": [a.port]}, port).replace(f"port: {a.port}}}",
+                                                          f"port: {a.port}, weight: 0}}")
+        self.fulcrumd(text, workers=1)
+        started = time.monotonic()
+        status, _, body = request(port, "/")
+        self.assertEqual(status, 503)
+        self.assertLess(time.monotonic() - started, 0.1)
+
+    def test_bad_backend_response_is_502(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.cleanup.append(srv.close)
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [srv.getsockname()[1]]}, port), workers=1)
+
+        def serve():
+            conn, _ = srv.accept()
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
+            conn.close()
+
+        t = threading.Thread(target=serve)
+        t.start()
+        status, _, _ = request(port, "/")
+        t.join(timeout=10)
+        self.assertEqual(status, 502)
+
+    def test_request_timeout_is_504(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port, extra="request_timeout: 1"), workers=1)
+        started = time.monotonic()
+        status, _, _ = request(port, "/stall")
+        self.assertEqual(status, 504)
+        self.assertLess(time.monotonic() - started, 3)
+
+    def test_large_bodies_both_ways_chunked_and_length(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port), workers=1)
+        n = 32 * 1024 * 1024
+        status, headers, body = request(port, f"/bytes/{n}?seed=3")
+        self.assertEqual((status, len(body)), (200, n))
+        with contextlib.closing(h.connect(a.port)) as s:  # the same bytes straight from the backend
+            s.sendall(f"GET /bytes/{n}?seed=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      .encode())
+            direct = read_response(s)[2]
+        self.assertEqual(zlib.crc32(body), zlib.crc32(direct))
+        # A chunked upload of 8 MiB: the backend reports count and crc of what arrived.
+        payload = os.urandom(8 * 1024 * 1024)
+        with contextlib.closing(h.connect(port, timeout=30)) as s:
+            s.sendall(b"POST /sink HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n")
+            for i in range(0, len(payload), 100000):
+                piece = payload[i:i + 100000]
+                s.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            s.sendall(b"0\r\n\r\n")
+            status, _, body, _ = read_response(s)
+        self.assertEqual(status, 200)
+        self.assertEqual(body.decode().strip(),
+                         f"{len(payload)} {zlib.crc32(payload) & 0xFFFFFFFF:08x}")
+
+    def test_upstream_connections_are_reused(self):
+        a = self.echo("a")
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [a.port]}, port), workers=1)
+        for _ in range(20):
+            self.assertEqual(request(port, "/")[0], 200)
+        _, _, stats = request(a.http_port if a.http_port else a.port, "/_admin/stats")
+        # 20 client connections through the proxy, and one more here for the stats.
+        connections = int(re.search(rb'"connections":(\d+)', stats).group(1))
+        self.assertLessEqual(connections, 3, stats)
+
+
+class HttpDrainTest(unittest.TestCase):
+    def test_sigterm_finishes_the_request_in_flight_and_closes_idle_ones(self):
+        a = h.Echo("a", http=True)
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": [a.port]}, port), workers=1)
+        try:
+            idle = h.connect(port)
+            idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(read_response(idle)[0], 200)  # now an idle keep-alive connection
+            busy = h.connect(port)
+            busy.sendall(b"GET /delay/700 HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(0.2)  # the request is at the backend
+            f.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(idle.recv(100), b"")  # closed at once, cleanly
+            status, headers, body, _ = read_response(busy)
+            self.assertEqual((status, body), (200, b"a\n"))
+            self.assertEqual(headers.get("connection"), "close")
+            self.assertEqual(f.proc.wait(timeout=10), 0)
+            idle.close()
+            busy.close()
+        finally:
+            f.stop()
+            a.stop()
+
+
+class _Prefixed:
+    """A socket-like reader that returns `prefix` before reading from `sock`."""
+
+    def __init__(self, sock, prefix):
+        self.sock, self.prefix = sock, prefix
+
+    def recv(self, n):
+        if self.prefix:
+            out, self.prefix = self.prefix[:n], self.prefix[n:]
+            return out
+        return self.sock.recv(n)
+
+
+if __name__ == "__main__":
+    unittest.main()
