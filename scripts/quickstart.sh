@@ -19,13 +19,16 @@ trap cleanup EXIT INT TERM
 
 cat <<'MSG'
 
-Fulcrum quickstart: load balancer "quickstart" listens on 127.0.0.1:8000 (TCP, wrr) in front of
-fulcrum-echo backend-1 (127.0.0.1:9001) and backend-2 (127.0.0.1:9002).
+Fulcrum quickstart: load balancer "quickstart" listens on 127.0.0.1:8000 (TCP, wrr) and
+127.0.0.1:8080 (HTTP) in front of two fulcrum-echo backends, backend-1 and backend-2.
 
 Send traffic through it from another terminal; each line names the backend that answered:
 
   for i in 1 2 3 4; do echo NAME | nc -q1 127.0.0.1 8000; done
   echo 'hello through fulcrum' | (echo ECHO; cat) | nc -q1 127.0.0.1 8000
+  for i in 1 2 3 4; do curl -s http://127.0.0.1:8080/; done
+  curl -s http://127.0.0.1:8080/one/x       # a forwarding rule: always backend-1
+  curl -s http://127.0.0.1:8080/echo        # the request as the backend saw it (X-Forwarded-For...)
 
 Edit examples/quickstart.yaml and `kill -HUP <fulcrumd pid>` to apply it without dropping a
 connection. Ctrl-C here stops fulcrumd and the backends.

@@ -98,7 +98,7 @@ base::Status Server::start() {
   return publish(cfg);
 }
 
-base::Status Server::publish(const config::Config& config) {
+base::Status Server::publish(const config::Config& config, bool announce) {
   auto compiled = config::compile(config, generation_ + 1, &monitor_->table());
   if (!compiled.ok()) return compiled.take_error();
   const auto& snap = compiled->snapshot;
@@ -156,7 +156,7 @@ base::Status Server::publish(const config::Config& config) {
   FLOG_INFO("generation {} active on {} workers: {} listeners", generation_, workers_.size(),
             bound_.size());
   for (const auto& l : snap->listeners) {
-    if (l->running) {
+    if (announce && l->running) {
       FLOG_INFO("listening {} {} {} -> group {} ({} backends, {})", l->lb_name, l->id,
                 l->bind.to_string(), l->group->name, l->group->backends.size(),
                 balance::scheduler_name(l->scheduler));
@@ -183,7 +183,7 @@ void Server::drain(bool graceful) {
 
 void Server::republish_health() {
   if (draining_) return;
-  if (auto st = publish(config_); !st.ok()) {
+  if (auto st = publish(config_, /*announce=*/false); !st.ok()) {
     FLOG_ERROR("health update not published: {}", st.error().to_string());
   }
 }

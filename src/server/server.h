@@ -39,7 +39,9 @@ class Server {
   int run();
 
  private:
-  base::Status publish(const config::Config& config);
+  // Compiles `config` with the current health and makes it the running generation. Logs every
+  // listener when `announce` (start and reloads; not for health changes).
+  base::Status publish(const config::Config& config, bool announce = true);
   base::Status reload();
   void drain(bool graceful);
   void on_signal();
