@@ -204,56 +204,64 @@ bool HttpSession::read_client() {
 
 void HttpSession::process_client_input() {
   for (;;) {
-    if (phase_ == Phase::kClosed || phase_ == Phase::kClosing || phase_ == Phase::kTunnel) return;
-    bool reading_head = phase_ == Phase::kIdle;
-    bool reading_body = !reading_head && !request_body_done_;
-    if (!reading_head && !reading_body) break;
-    if (reading_body && upstream_out_.size() > kMaxBuffered) break;  // upstream is slow
-    if (client_in_used_ == client_in_.size() && client_more_) {
-      if (!read_client()) return;  // the buffer was full: what waited in the socket
-    }
-    std::string_view data(client_in_);
-    data.remove_prefix(client_in_used_);
-    size_t used = 0;
-    http::Step step = request_parser_.feed(data, &used);
-    client_in_used_ += used;
-    if (step == http::Step::kNeedMore) {
-      if (client_more_) continue;
-      break;
-    }
-    if (step == http::Step::kError) {
-      ++ctx_.counters.bad_requests;
-      if (reading_head || !response_started_) {
-        answer_error(request_parser_.error().status, request_parser_.error().reason);
-      } else {
-        close(true);
+    for (;;) {
+      if (phase_ == Phase::kClosed || phase_ == Phase::kClosing || phase_ == Phase::kTunnel) return;
+      bool reading_head = phase_ == Phase::kIdle;
+      bool reading_body = !reading_head && !request_body_done_;
+      if (!reading_head && !reading_body) break;
+      if (reading_body && upstream_out_.size() > kMaxBuffered) break;  // upstream is slow
+      if (client_in_used_ == client_in_.size() && client_more_) {
+        if (!read_client()) return;  // the buffer was full: what waited in the socket
       }
-      return;
-    }
-    if (step == http::Step::kHead) {
-      on_request_head();
-      continue;
-    }
-    if (step == http::Step::kBody) {
-      std::string_view piece = request_parser_.body();
-      if (request_framing_ == http::Framing::kChunked) {
-        http::write_chunk(piece, &upstream_out_);
-      } else {
-        upstream_out_.append(piece);
+      std::string_view data(client_in_);
+      data.remove_prefix(client_in_used_);
+      size_t used = 0;
+      http::Step step = request_parser_.feed(data, &used);
+      client_in_used_ += used;
+      if (step == http::Step::kNeedMore) {
+        if (client_more_) continue;
+        break;
       }
-      continue;
-    }
-    // kDone: the request is complete. The next one waits until this response is done.
-    if (reading_body) {
-      if (request_framing_ == http::Framing::kChunked) {
-        http::write_last_chunk(request_parser_.trailers(), &upstream_out_);
+      if (step == http::Step::kError) {
+        ++ctx_.counters.bad_requests;
+        if (reading_head || !response_started_) {
+          answer_error(request_parser_.error().status, request_parser_.error().reason);
+        } else {
+          close(true);
+        }
+        return;
       }
-      request_body_done_ = true;
-      break;
+      if (step == http::Step::kHead) {
+        on_request_head();
+        continue;
+      }
+      if (step == http::Step::kBody) {
+        std::string_view piece = request_parser_.body();
+        if (request_framing_ == http::Framing::kChunked) {
+          http::write_chunk(piece, &upstream_out_);
+        } else {
+          upstream_out_.append(piece);
+        }
+        continue;
+      }
+      // kDone: the request is complete. The next one waits until this response is done.
+      if (reading_body) {
+        if (request_framing_ == http::Framing::kChunked) {
+          http::write_last_chunk(request_parser_.trailers(), &upstream_out_);
+        }
+        request_body_done_ = true;
+        break;
+      }
     }
-  }
-  if (phase_ == Phase::kExchange && !upstream_out_.empty()) {
-    if (!flush_upstream()) return;
+    if (phase_ == Phase::kExchange && !upstream_out_.empty()) {
+      if (!flush_upstream()) return;
+      // The socket took it all: no EPOLLOUT edge will come to resume reading the body.
+      if (!request_body_done_ && upstream_out_.size() <= kMaxBuffered &&
+          (client_in_used_ < client_in_.size() || client_more_)) {
+        continue;
+      }
+    }
+    break;
   }
   if (client_eof_ && phase_ == Phase::kIdle) {
     // Between requests: a clean end once our answers are out. Inside a head: the client gave up.
@@ -266,7 +274,8 @@ void HttpSession::process_client_input() {
     flush_client();
     return;
   }
-  if (client_eof_ && !request_body_done_ && phase_ != Phase::kClosed) {
+  if (client_eof_ && !request_body_done_ && phase_ != Phase::kClosed &&
+      client_in_used_ == client_in_.size() && !client_more_) {
     close(true);  // the request body was cut short: the upstream must not see a complete one
   }
 }
