@@ -11,6 +11,8 @@ inline int64_t monotonic_ns() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
-inline int64_t monotonic_ms() { return monotonic_ns() / 1000000; }
+inline int64_t monotonic_ms() {
+  return monotonic_ns() / 1000000;
+}
 
 }  // namespace fulcrum::base

@@ -12,8 +12,12 @@ std::mutex g_write_mutex;  // serialises whole lines; logging is never on a per-
 constexpr const char* kNames[] = {"debug", "info", "warn", "error"};
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level.store(static_cast<int>(level)); }
-LogLevel log_level() { return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed)); }
+void set_log_level(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
+LogLevel log_level() {
+  return static_cast<LogLevel>(g_level.load(std::memory_order_relaxed));
+}
 
 bool parse_log_level(std::string_view name, LogLevel* out) {
   for (int i = 0; i < 4; ++i) {

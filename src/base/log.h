@@ -25,11 +25,11 @@ void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
 
 // Arguments are evaluated only when the level is enabled (a debug line on a hot path costs one
 // relaxed load when debug logging is off).
-#define FLOG_AT_(level, ...)                                          \
-  do {                                                                \
-    if ((level) >= ::fulcrum::base::log_level()) {                    \
-      ::fulcrum::base::log((level), __VA_ARGS__);                     \
-    }                                                                 \
+#define FLOG_AT_(level, ...)                       \
+  do {                                             \
+    if ((level) >= ::fulcrum::base::log_level()) { \
+      ::fulcrum::base::log((level), __VA_ARGS__);  \
+    }                                              \
   } while (0)
 #define FLOG_DEBUG(...) FLOG_AT_(::fulcrum::base::LogLevel::kDebug, __VA_ARGS__)
 #define FLOG_INFO(...) FLOG_AT_(::fulcrum::base::LogLevel::kInfo, __VA_ARGS__)

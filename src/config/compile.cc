@@ -12,20 +12,28 @@ namespace {
 
 balance::Scheduler to_balance(Scheduler s) {
   switch (s) {
-    case Scheduler::kWrr: return balance::Scheduler::kWrr;
-    case Scheduler::kRr: return balance::Scheduler::kRr;
-    case Scheduler::kWlc: return balance::Scheduler::kWlc;
-    case Scheduler::kSch: return balance::Scheduler::kSch;
-    case Scheduler::kTch: return balance::Scheduler::kTch;
+    case Scheduler::kWrr:
+      return balance::Scheduler::kWrr;
+    case Scheduler::kRr:
+      return balance::Scheduler::kRr;
+    case Scheduler::kWlc:
+      return balance::Scheduler::kWlc;
+    case Scheduler::kSch:
+      return balance::Scheduler::kSch;
+    case Scheduler::kTch:
+      return balance::Scheduler::kTch;
   }
   return balance::Scheduler::kWrr;
 }
 
 snapshot::ProxyProtocol to_snapshot(ProxyProtocol p) {
   switch (p) {
-    case ProxyProtocol::kNone: return snapshot::ProxyProtocol::kNone;
-    case ProxyProtocol::kV1: return snapshot::ProxyProtocol::kV1;
-    case ProxyProtocol::kV2: return snapshot::ProxyProtocol::kV2;
+    case ProxyProtocol::kNone:
+      return snapshot::ProxyProtocol::kNone;
+    case ProxyProtocol::kV1:
+      return snapshot::ProxyProtocol::kV1;
+    case ProxyProtocol::kV2:
+      return snapshot::ProxyProtocol::kV2;
   }
   return snapshot::ProxyProtocol::kNone;
 }
@@ -38,7 +46,7 @@ std::string backend_name(const Backend& b) {
 }
 
 base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const ServerGroup& g,
-                                                                       const std::string& path) {
+                                                                         const std::string& path) {
   auto out = std::make_shared<snapshot::ServerGroup>();
   out->name = g.name;
   for (size_t i = 0; i < g.backends.size(); ++i) {
@@ -64,7 +72,8 @@ base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const S
 snapshot::HealthCheck to_snapshot(const HealthCheck& hc) {
   snapshot::HealthCheck out;
   out.enabled = hc.enabled;
-  out.type = hc.type == "http" ? snapshot::HealthCheck::Type::kHttp : snapshot::HealthCheck::Type::kTcp;
+  out.type =
+      hc.type == "http" ? snapshot::HealthCheck::Type::kHttp : snapshot::HealthCheck::Type::kTcp;
   out.port = hc.port.value_or(0);
   out.interval_ms = hc.interval_ms;
   out.timeout_ms = hc.timeout_ms;
@@ -171,8 +180,9 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
                                    "needs an https listener, not available in this version");
       }
       if (l.acl) {
-        return base::Error::config(path + ".acl", "access control lists are not enforced by "
-                                                  "this version; remove the field");
+        return base::Error::config(path + ".acl",
+                                   "access control lists are not enforced by "
+                                   "this version; remove the field");
       }
       if (l.bandwidth_mbps != -1) {
         return base::Error::config(path + ".bandwidth_mbps",
@@ -182,14 +192,14 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       if (!bind) return base::Error::config(lb_path + ".address", "must be an IP address");
       auto g = groups.find(l.server_group);
       if (g == groups.end()) {
-        return base::Error::config(path + ".server_group", "no server group named '" +
-                                                               l.server_group + "'");
+        return base::Error::config(path + ".server_group",
+                                   "no server group named '" + l.server_group + "'");
       }
       auto sl = std::make_shared<snapshot::Listener>();
       sl->lb_name = lb.name;
       sl->id = l.id();
-      sl->protocol = l.protocol == Protocol::kHttp ? snapshot::Protocol::kHttp
-                                                   : snapshot::Protocol::kTcp;
+      sl->protocol =
+          l.protocol == Protocol::kHttp ? snapshot::Protocol::kHttp : snapshot::Protocol::kTcp;
       sl->bind = *bind;
       sl->running = lb.status == "active" && l.status == ListenerStatus::kRunning;
       sl->scheduler = to_balance(l.scheduler);

@@ -30,12 +30,24 @@ std::optional<E> parse_name(const std::array<std::string_view, N>& names, std::s
 
 }  // namespace
 
-std::string_view to_string(Scheduler s) { return name_of(kSchedulerNames, s); }
-std::string_view to_string(Protocol p) { return name_of(kProtocolNames, p); }
-std::string_view to_string(ProxyProtocol p) { return name_of(kProxyProtocolNames, p); }
-std::string_view to_string(AllUnhealthy a) { return name_of(kAllUnhealthyNames, a); }
-std::string_view to_string(AclType t) { return name_of(kAclTypeNames, t); }
-std::string_view to_string(ListenerStatus s) { return name_of(kListenerStatusNames, s); }
+std::string_view to_string(Scheduler s) {
+  return name_of(kSchedulerNames, s);
+}
+std::string_view to_string(Protocol p) {
+  return name_of(kProtocolNames, p);
+}
+std::string_view to_string(ProxyProtocol p) {
+  return name_of(kProxyProtocolNames, p);
+}
+std::string_view to_string(AllUnhealthy a) {
+  return name_of(kAllUnhealthyNames, a);
+}
+std::string_view to_string(AclType t) {
+  return name_of(kAclTypeNames, t);
+}
+std::string_view to_string(ListenerStatus s) {
+  return name_of(kListenerStatusNames, s);
+}
 
 std::optional<Scheduler> parse_scheduler(std::string_view text) {
   return parse_name<Scheduler>(kSchedulerNames, text);

@@ -40,9 +40,13 @@ std::optional<AclType> parse_acl_type(std::string_view text);
 std::optional<ListenerStatus> parse_listener_status(std::string_view text);
 
 // HTTP and HTTPS listeners are layer 7; TCP and UDP are layer 4.
-constexpr bool is_l7(Protocol p) { return p == Protocol::kHttp || p == Protocol::kHttps; }
+constexpr bool is_l7(Protocol p) {
+  return p == Protocol::kHttp || p == Protocol::kHttps;
+}
 // The transport a listener binds: UDP for udp, TCP for everything else.
-constexpr bool uses_udp(Protocol p) { return p == Protocol::kUdp; }
+constexpr bool uses_udp(Protocol p) {
+  return p == Protocol::kUdp;
+}
 
 struct Backend {
   std::string address;  // IPv4 or IPv6 literal
@@ -64,10 +68,10 @@ struct AclRef {
 
 struct HealthCheck {
   bool enabled = true;
-  std::string type = "tcp";     // tcp | http | udp; default by protocol (default_health_check)
-  std::optional<uint16_t> port;  // unset = the backend's port
-  int64_t interval_ms = 2000;   // 1–50 s; default 2 s (UDP 5 s)
-  int64_t timeout_ms = 5000;    // 1–300 s; default 5 s (UDP 10 s)
+  std::string type = "tcp";          // tcp | http | udp; default by protocol (default_health_check)
+  std::optional<uint16_t> port;      // unset = the backend's port
+  int64_t interval_ms = 2000;        // 1–50 s; default 2 s (UDP 5 s)
+  int64_t timeout_ms = 5000;         // 1–300 s; default 5 s (UDP 10 s)
   uint32_t healthy_threshold = 3;    // 2–10
   uint32_t unhealthy_threshold = 3;  // 2–10
   // type http only:

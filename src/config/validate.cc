@@ -31,16 +31,18 @@ std::string field(const std::string& path, std::string_view name) {
 std::string item(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
 
 // --- Text ---------------------------------------------------------------------------------------
 
-constexpr size_t kMaxTextLength = 256;      // descriptions, comments, tag values
-constexpr size_t kMaxTagKeyLength = 128;    // as cloud SLBs allow
-constexpr size_t kMaxPathLength = 1024;     // rule paths and health-check URIs
-constexpr size_t kMaxUrlLength = 2048;      // redirect targets
+constexpr size_t kMaxTextLength = 256;       // descriptions, comments, tag values
+constexpr size_t kMaxTagKeyLength = 128;     // as cloud SLBs allow
+constexpr size_t kMaxPathLength = 1024;      // rule paths and health-check URIs
+constexpr size_t kMaxUrlLength = 2048;       // redirect targets
 constexpr size_t kMaxFileNameLength = 4096;  // PATH_MAX
-constexpr size_t kMaxUdpPayload = 512;      // UDP health-check request/expect, one datagram
+constexpr size_t kMaxUdpPayload = 512;       // UDP health-check request/expect, one datagram
 constexpr size_t kMaxCookieName = 128;
 
 bool is_control(char c) {
@@ -63,7 +65,8 @@ void check_name(const std::string& path, const std::string& name) {
 
 // Free text: any bytes but control characters, at most max_len bytes.
 void check_text(const std::string& path, const std::string& text, size_t max_len) {
-  if (text.size() > max_len) fail(path, "must be at most " + std::to_string(max_len) + " characters");
+  if (text.size() > max_len)
+    fail(path, "must be at most " + std::to_string(max_len) + " characters");
   for (char c : text) {
     if (is_control(c)) fail(path, "must not contain control characters");
   }
@@ -71,7 +74,8 @@ void check_text(const std::string& path, const std::string& text, size_t max_len
 
 // Visible ASCII, no spaces: URIs, paths and URLs.
 void check_visible(const std::string& path, const std::string& text, size_t max_len) {
-  if (text.size() > max_len) fail(path, "must be at most " + std::to_string(max_len) + " characters");
+  if (text.size() > max_len)
+    fail(path, "must be at most " + std::to_string(max_len) + " characters");
   for (char c : text) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u >= 0x7f) fail(path, "must not contain spaces or control characters");
@@ -124,8 +128,8 @@ void check_bandwidth(const std::string& path, int32_t mbps) {
 // --- Addresses ----------------------------------------------------------------------------------
 
 struct IpAddr {
-  int family = AF_INET;              // AF_INET or AF_INET6
-  std::array<uint8_t, 16> bytes{};   // network order; the first 4 for AF_INET
+  int family = AF_INET;             // AF_INET or AF_INET6
+  std::array<uint8_t, 16> bytes{};  // network order; the first 4 for AF_INET
   bool operator<(const IpAddr& o) const {
     return family != o.family ? family < o.family : bytes < o.bytes;
   }
@@ -156,8 +160,10 @@ std::optional<IpAddr> parse_ip(const std::string& text) {
 
 // Same address as the kernel sees it for binding: ::ffff:a.b.c.d is a.b.c.d.
 IpAddr unmap(IpAddr a) {
-  static constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (a.family == AF_INET6 && std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), a.bytes.begin())) {
+  static constexpr std::array<uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
+                                                            0, 0, 0, 0, 0xff, 0xff};
+  if (a.family == AF_INET6 &&
+      std::equal(kMappedPrefix.begin(), kMappedPrefix.end(), a.bytes.begin())) {
     IpAddr v4;
     std::copy(a.bytes.begin() + 12, a.bytes.end(), v4.bytes.begin());
     return v4;
@@ -172,7 +178,8 @@ std::string format_ip(const IpAddr& a) {
 }
 
 // Two listening sockets on the same port collide when their addresses are equal or either is a
-// wildcard covering the other: 0.0.0.0 covers IPv4, :: covers everything (Linux dual-stack default).
+// wildcard covering the other: 0.0.0.0 covers IPv4, :: covers everything (Linux dual-stack
+// default).
 bool binds_overlap(const IpAddr& a, const IpAddr& b) {
   if (a == b) return true;
   if (a.is_unspecified() && (a.family == AF_INET6 || b.family == AF_INET || b.is_unspecified())) {
@@ -392,7 +399,8 @@ class Validator {
       check_port(field(r_path, "port"), l.redirect_to_https->port);
       bool found = false;
       for (const Listener& other : lb.listeners) {
-        found = found || (other.protocol == Protocol::kHttps && other.port == l.redirect_to_https->port);
+        found = found ||
+                (other.protocol == Protocol::kHttps && other.port == l.redirect_to_https->port);
       }
       if (!found) {
         fail(field(r_path, "port"), "no https listener on port " +
@@ -497,7 +505,8 @@ class Validator {
     for (size_t i = 0; i < l.certificates.size(); ++i) {
       const std::string& name = l.certificates[i];
       auto it = certificates_.find(name);
-      if (it == certificates_.end()) fail(item(certs_path, i), "unknown certificate " + quoted(name));
+      if (it == certificates_.end())
+        fail(item(certs_path, i), "unknown certificate " + quoted(name));
       if (it->second->type != "server") {
         fail(item(certs_path, i), "certificate " + quoted(name) + " is not of type server");
       }
@@ -543,7 +552,8 @@ class Validator {
       fail(field(path, "unhealthy_threshold"), "must be 2–10");
     }
     if (hc.type == "http") {
-      if (hc.method != "HEAD" && hc.method != "GET") fail(field(path, "method"), "must be HEAD or GET");
+      if (hc.method != "HEAD" && hc.method != "GET")
+        fail(field(path, "method"), "must be HEAD or GET");
       if (hc.uri.empty() || hc.uri.front() != '/') fail(field(path, "uri"), "must start with '/'");
       check_visible(field(path, "uri"), hc.uri, kMaxPathLength);
       if (!hc.domain.empty() && !is_hostname(hc.domain)) {

@@ -11,10 +11,10 @@
 
 namespace fulcrum::config {
 
-inline constexpr size_t kMaxNameLength = 64;      // names of every resource
-inline constexpr size_t kMaxAclEntries = 300;     // PRODUCT.md §1
+inline constexpr size_t kMaxNameLength = 64;        // names of every resource
+inline constexpr size_t kMaxAclEntries = 300;       // PRODUCT.md §1
 inline constexpr int32_t kMaxBandwidthMbps = 5120;  // PRODUCT.md §2
-inline constexpr size_t kMaxTags = 20;            // per load balancer, as cloud SLBs allow
+inline constexpr size_t kMaxTags = 20;              // per load balancer, as cloud SLBs allow
 
 // Ok, or the first problem in document order (load balancers, then certificates, then ACLs; inside
 // each object its fields in model order) as Error::config(field path, message), e.g.

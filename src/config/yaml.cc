@@ -49,9 +49,11 @@ constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
 constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 // Which listener protocols a key applies to (a bit per Protocol).
-constexpr uint8_t bit(Protocol p) { return static_cast<uint8_t>(1u << static_cast<unsigned>(p)); }
-constexpr uint8_t kAll = bit(Protocol::kTcp) | bit(Protocol::kUdp) | bit(Protocol::kHttp) |
-                         bit(Protocol::kHttps);
+constexpr uint8_t bit(Protocol p) {
+  return static_cast<uint8_t>(1u << static_cast<unsigned>(p));
+}
+constexpr uint8_t kAll =
+    bit(Protocol::kTcp) | bit(Protocol::kUdp) | bit(Protocol::kHttp) | bit(Protocol::kHttps);
 constexpr uint8_t kL4 = bit(Protocol::kTcp) | bit(Protocol::kUdp);
 constexpr uint8_t kL7 = bit(Protocol::kHttp) | bit(Protocol::kHttps);
 constexpr uint8_t kConnecting = bit(Protocol::kTcp) | kL7;
@@ -121,8 +123,9 @@ class Decoder {
           config.certificates.push_back(certificate(n, p));
         });
       } else if (key == "acls") {
-        each_item(v, path,
-                  [&](const YAML::Node& n, const std::string& p) { config.acls.push_back(acl(n, p)); });
+        each_item(v, path, [&](const YAML::Node& n, const std::string& p) {
+          config.acls.push_back(acl(n, p));
+        });
       } else {
         fail(path, "unknown field");
       }
@@ -240,8 +243,7 @@ class Decoder {
 
   // A string that must be one of `choices` (kept as a string in the model).
   static std::string choice(const YAML::Node& node, const std::string& path,
-                            std::initializer_list<std::string_view> choices,
-                            const char* message) {
+                            std::initializer_list<std::string_view> choices, const char* message) {
     std::string value = str(node, path);
     for (std::string_view c : choices) {
       if (value == c) return value;
@@ -251,7 +253,8 @@ class Decoder {
 
   std::vector<std::string> string_list(const YAML::Node& node, const std::string& path) {
     std::vector<std::string> out;
-    each_item(node, path, [&](const YAML::Node& n, const std::string& p) { out.push_back(str(n, p)); });
+    each_item(node, path,
+              [&](const YAML::Node& n, const std::string& p) { out.push_back(str(n, p)); });
     return out;
   }
 
@@ -373,7 +376,8 @@ class Decoder {
   }
 
   // One key of a listener already known to apply to its protocol.
-  void listener_field(Listener& l, std::string_view key, const YAML::Node& v, const std::string& p) {
+  void listener_field(Listener& l, std::string_view key, const YAML::Node& v,
+                      const std::string& p) {
     if (key == "protocol") {
       // Decoded first, by listener().
     } else if (key == "port") {
@@ -399,8 +403,9 @@ class Decoder {
     } else if (key == "connect_timeout") {
       l.connect_timeout_ms = duration_ms(v, p);
     } else if (key == "proxy_protocol") {
-      l.proxy_protocol = enumeration(v, p, parse_proxy_protocol,
-                                     l.protocol == Protocol::kUdp ? "none or v2" : "none, v1 or v2");
+      l.proxy_protocol =
+          enumeration(v, p, parse_proxy_protocol,
+                      l.protocol == Protocol::kUdp ? "none or v2" : "none, v1 or v2");
     } else if (key == "request_timeout") {
       l.request_timeout_ms = duration_ms(v, p);
     } else if (key == "sticky_session") {
@@ -417,7 +422,9 @@ class Decoder {
       });
       l.redirect_to_https = r;
     } else if (key == "rules") {
-      each_item(v, p, [&](const YAML::Node& n, const std::string& ip) { l.rules.push_back(rule(n, ip)); });
+      each_item(v, p, [&](const YAML::Node& n, const std::string& ip) {
+        l.rules.push_back(rule(n, ip));
+      });
     } else if (key == "certificates") {
       l.certificates = string_list(v, p);
     } else if (key == "tls_policy") {
@@ -514,7 +521,8 @@ class Decoder {
     expect_map(node, path);
     HealthCheck hc = default_health_check(protocol);
     if (auto type = find(node, "type")) {
-      hc.type = choice(*type, field(path, "type"), {"tcp", "http", "udp"}, "must be tcp, http or udp");
+      hc.type =
+          choice(*type, field(path, "type"), {"tcp", "http", "udp"}, "must be tcp, http or udp");
     }
     const bool http = hc.type == "http";
     const bool udp = hc.type == "udp";
@@ -663,8 +671,8 @@ base::Result<Config> decode_yaml(std::string_view text, const std::string& base_
     const std::string input(text);
     size_t documents = count_documents(input);
     if (documents > 1) {
-      return base::Error::config("", "expected one YAML document, found " +
-                                         std::to_string(documents));
+      return base::Error::config("",
+                                 "expected one YAML document, found " + std::to_string(documents));
     }
     YAML::Node root = documents == 1 ? YAML::Load(input) : YAML::Node();
     if (root.IsNull()) return base::Error::config("", "the document is empty");
@@ -690,7 +698,8 @@ base::Result<Config> decode_yaml(std::string_view text, const std::string& base_
 }
 
 base::Result<Config> load_yaml_file(const std::string& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
   if (!file) {
     int err = errno;
     return base::Error::system(err, "cannot open " + path + ": " + std::strerror(err));

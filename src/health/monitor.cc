@@ -185,10 +185,11 @@ class Probe final : public net::IoHandler, public net::Deferred {
       FLOG_DEBUG("health: {} check failed: {}", label_, error);
     }
     int64_t jitter_span = check_.interval_ms / kJitterDivisor;
-    int64_t jitter = jitter_span > 0 ? static_cast<int64_t>(next_random() %
-                                                            static_cast<uint64_t>(2 * jitter_span + 1)) -
-                                           jitter_span
-                                     : 0;
+    int64_t jitter =
+        jitter_span > 0
+            ? static_cast<int64_t>(next_random() % static_cast<uint64_t>(2 * jitter_span + 1)) -
+                  jitter_span
+            : 0;
     timer_.arm_in(check_.interval_ms + jitter);
   }
 
@@ -235,8 +236,8 @@ void Monitor::update(const snapshot::Snapshot& snap) {
         probes_.erase(it);
         continue;
       }
-      std::string host = l->health_check.domain.empty() ? b.address.ip_string()
-                                                        : l->health_check.domain;
+      std::string host =
+          l->health_check.domain.empty() ? b.address.ip_string() : l->health_check.domain;
       std::string label = l->lb_name + " " + l->id + " backend " + b.name;
       next.emplace(key, std::make_unique<Probe>(*this, key, std::move(label), target,
                                                 l->health_check, std::move(host)));

@@ -14,13 +14,13 @@ namespace fulcrum::l4 {
 struct Counters {
   uint64_t connections_accepted = 0;
   uint64_t connections_active = 0;
-  uint64_t connections_failed = 0;   // no backend could be reached
-  uint64_t connect_retries = 0;      // a backend failed and another was tried
+  uint64_t connections_failed = 0;  // no backend could be reached
+  uint64_t connect_retries = 0;     // a backend failed and another was tried
   uint64_t idle_timeouts = 0;
-  uint64_t drain_closes = 0;         // closed at the drain deadline of a removed backend
-  uint64_t bytes_in = 0;             // client -> backend
-  uint64_t bytes_out = 0;            // backend -> client
-  uint64_t splice_flows = 0;         // directions that switched to splice
+  uint64_t drain_closes = 0;  // closed at the drain deadline of a removed backend
+  uint64_t bytes_in = 0;      // client -> backend
+  uint64_t bytes_out = 0;     // backend -> client
+  uint64_t splice_flows = 0;  // directions that switched to splice
 };
 
 class SessionRegistry;

@@ -15,9 +15,7 @@ constexpr size_t kSweepBudget = 4096;
 
 ListenerState::ListenerState(std::shared_ptr<const snapshot::Listener> cfg,
                              const ListenerState* previous)
-    : config(std::move(cfg)),
-      cursor(*config->table),
-      active(config->group->backends.size(), 0) {
+    : config(std::move(cfg)), cursor(*config->table), active(config->group->backends.size(), 0) {
   if (!previous) return;
   // Sessions of every generation count themselves in the current state (TcpSession::active_slot),
   // so the counts move with the backends they belong to.

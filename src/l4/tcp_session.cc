@@ -23,7 +23,9 @@ constexpr uint32_t kFullReadsBeforeSplice = 2;
 // Upper bound of one splice call; the pipe itself is sized by PipePool.
 constexpr size_t kSpliceChunk = 1 << 20;
 
-bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
 }  // namespace
 
 // ---- SessionRegistry ----
@@ -36,8 +38,10 @@ void SessionRegistry::add(TcpSession* s) {
 }
 
 void SessionRegistry::remove(TcpSession* s) {
-  if (s->prev_) s->prev_->next_ = s->next_;
-  else if (head_ == s) head_ = s->next_;
+  if (s->prev_)
+    s->prev_->next_ = s->next_;
+  else if (head_ == s)
+    head_ = s->next_;
   if (s->next_) s->next_->prev_ = s->prev_;
   s->prev_ = s->next_ = nullptr;
   --count_;
@@ -175,7 +179,8 @@ void TcpSession::on_connect_failed(int err) {
   FLOG_DEBUG("{} {}: backend {} failed to connect: {}", cfg.lb_name, cfg.id,
              cfg.group->backends[backend_index_].name, std::strerror(err));
   ++ctx_.counters.connect_retries;
-  if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, cfg.group->backends[backend_index_], err);
+  if (ctx_.on_backend_failure)
+    ctx_.on_backend_failure(cfg, cfg.group->backends[backend_index_], err);
   release_backend();
   connect_next();
 }
@@ -186,8 +191,8 @@ void TcpSession::on_connected() {
   backend_.writable = true;
   if (cfg.persistence_timeout_ms > 0 && runtime_->persistence) {
     runtime_->persistence->put(base::hash_string(peer_.ip_bytes()),
-                            cfg.group->backends[backend_index_].id,
-                            ctx_.loop.now_ms() + cfg.persistence_timeout_ms);
+                               cfg.group->backends[backend_index_].id,
+                               ctx_.loop.now_ms() + cfg.persistence_timeout_ms);
   }
   if (cfg.proxy_protocol != snapshot::ProxyProtocol::kNone) {
     up_.buffer = ctx_.buffers.get();
@@ -220,9 +225,13 @@ void TcpSession::drain_by(int64_t deadline_ms) {
   // While connecting, the connect timer runs; on_connected arms the relay timer with it.
 }
 
-void TcpSession::cancel_drain() { drain_deadline_ms_ = kNoDeadline; }
+void TcpSession::cancel_drain() {
+  drain_deadline_ms_ = kNoDeadline;
+}
 
-void TcpSession::Side::on_io(uint32_t events) { session->on_side_io(*this, events); }
+void TcpSession::Side::on_io(uint32_t events) {
+  session->on_side_io(*this, events);
+}
 
 void TcpSession::on_side_io(Side& side, uint32_t events) {
   if (state_kind_ == State::kClosed) return;
@@ -266,8 +275,8 @@ bool TcpSession::pump(Flow& flow) {
   if (flow.from->read_eof && drained && !flow.to->write_shut) {
     // Half-close: the source finished sending; tell the destination, keep the other way open.
     FLOG_DEBUG("{} {}: {} half-close {} (fd {} -> fd {})", state_->config->lb_name,
-               state_->config->id, peer_.to_string(), &flow == &up_ ? "from client" : "from backend",
-               flow.from->fd, flow.to->fd);
+               state_->config->id, peer_.to_string(),
+               &flow == &up_ ? "from client" : "from backend", flow.from->fd, flow.to->fd);
     ::shutdown(flow.to->fd, SHUT_WR);
     flow.to->write_shut = true;
   }
@@ -314,8 +323,10 @@ bool TcpSession::pump_buffered(Flow& flow, bool* progress) {
       buf->end += static_cast<size_t>(n);
       *flow.byte_counter += static_cast<uint64_t>(n);
       last_activity_ms_ = ctx_.loop.now_ms();
-      if (static_cast<size_t>(n) == net::Buffer::kCapacity) ++flow.full_reads;
-      else flow.full_reads = 0;
+      if (static_cast<size_t>(n) == net::Buffer::kCapacity)
+        ++flow.full_reads;
+      else
+        flow.full_reads = 0;
       // A short read emptied the socket: the next arrival raises a new edge, so skip the recv
       // that would only say EAGAIN. Not when a hangup was reported: the FIN behind these bytes
       // raises no further edge, and only another recv can see it.

@@ -70,8 +70,8 @@ class TcpSession final : public net::Deferred {
     int fd = -1;
     bool readable = false;
     bool writable = false;
-    bool read_eof = false;   // peer sent FIN
-    bool write_shut = false;  // we sent FIN
+    bool read_eof = false;     // peer sent FIN
+    bool write_shut = false;   // we sent FIN
     bool hangup_seen = false;  // epoll reported RDHUP/HUP/ERR: a read must go on to see the end
     void on_io(uint32_t events) override;
   };
@@ -110,8 +110,8 @@ class TcpSession final : public net::Deferred {
   Side backend_;
   net::UniqueFd client_fd_;
   net::UniqueFd backend_fd_;
-  Flow up_;    // client -> backend
-  Flow down_;  // backend -> client
+  Flow up_;           // client -> backend
+  Flow down_;         // backend -> client
   net::Timer timer_;  // connect timeout, then idle timeout
   balance::HostMask tried_;
   uint32_t backend_index_ = balance::kNoHost;

@@ -20,11 +20,12 @@ constexpr size_t kMaxBuffered = 1024 * 1024;
 // Time to flush a final answer before the connection is closed anyway.
 constexpr int64_t kClosingGraceMs = 5000;
 
-bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+bool would_block(int err) {
+  return err == EAGAIN || err == EWOULDBLOCK;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return (x | 0x20) == (y | 0x20);
          });
 }
@@ -92,8 +93,10 @@ void HttpSessionList::add(HttpSession* s) {
 }
 
 void HttpSessionList::remove(HttpSession* s) {
-  if (s->prev_) s->prev_->next_ = s->next_;
-  else if (head_ == s) head_ = s->next_;
+  if (s->prev_)
+    s->prev_->next_ = s->next_;
+  else if (head_ == s)
+    head_ = s->next_;
   if (s->next_) s->next_->prev_ = s->prev_;
   s->prev_ = s->next_ = nullptr;
   --count_;
@@ -344,8 +347,7 @@ void HttpSession::on_request_head() {
 void HttpSession::answer_redirect(const std::string& location) {
   // A body we would have to read and throw away: simpler and safe to close afterwards.
   if (!request_body_done_) client_keep_alive_ = false;
-  client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location +
-                 "\r\nContent-Length: 0\r\n";
+  client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n";
   client_out_ += client_keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
   ++ctx_.counters.responses_by_class[3];
   keep_client_ = client_keep_alive_;

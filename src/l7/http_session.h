@@ -112,15 +112,15 @@ class HttpSession final : public net::Deferred {
   bool upgrade_requested_ = false;
   http::Framing request_framing_ = http::Framing::kNone;
   http::Framing response_framing_ = http::Framing::kNone;
-  std::string request_head_;    // serialised, kept until the response head (for a retry)
+  std::string request_head_;  // serialised, kept until the response head (for a retry)
   bool request_body_done_ = true;
   bool request_sent_any_ = false;  // bytes of this request reached an upstream socket
   bool response_started_ = false;  // bytes of the response reached client_out_
   bool response_done_ = false;
-  bool upstream_reused_ = false;   // the connection came from the pool
+  bool upstream_reused_ = false;  // the connection came from the pool
   bool keep_client_ = true;
   int64_t request_deadline_ms_ = 0;
-  int64_t last_activity_ms_ = 0;   // last upstream byte, once the response started
+  int64_t last_activity_ms_ = 0;  // last upstream byte, once the response started
   bool force_new_connection_ = false;
   int64_t idle_deadline_ms_ = 0;
 

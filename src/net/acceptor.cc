@@ -45,9 +45,13 @@ UniqueFd Acceptor::release() {
   return std::move(fd_);
 }
 
-void Acceptor::on_io(uint32_t /*events*/) { accept_some(); }
+void Acceptor::on_io(uint32_t /*events*/) {
+  accept_some();
+}
 
-void Acceptor::on_timer(void* self) { static_cast<Acceptor*>(self)->accept_some(); }
+void Acceptor::on_timer(void* self) {
+  static_cast<Acceptor*>(self)->accept_some();
+}
 
 void Acceptor::accept_some() {
   if (!fd_) return;

@@ -66,7 +66,8 @@ SocketAddress SocketAddress::from_sockaddr(const sockaddr* sa, socklen_t len) {
 
 uint16_t SocketAddress::port() const {
   if (is_v4()) return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  if (family() == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
   return 0;
 }
 
@@ -85,7 +86,8 @@ std::string_view SocketAddress::ip_bytes() const {
 std::string SocketAddress::ip_string() const {
   char text[INET6_ADDRSTRLEN] = {};
   if (is_v4()) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text, sizeof text);
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr, text,
+              sizeof text);
   } else if (family() == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, text,
               sizeof text);

@@ -15,9 +15,9 @@
 namespace fulcrum::net {
 
 namespace {
-constexpr int kMaxEventsPerWait = 256;  // bounds one batch; more events wait for the next wait
+constexpr int kMaxEventsPerWait = 256;      // bounds one batch; more events wait for the next wait
 constexpr size_t kMinHeapToCompact = 1024;  // below this, stale timer entries are not worth a pass
-}
+}  // namespace
 
 Timer::Timer(EventLoop& loop, Callback callback, void* arg)
     : loop_(loop), callback_(callback), arg_(arg), slot_(loop.acquire_slot(this)) {}
@@ -36,7 +36,9 @@ void Timer::arm_at(int64_t deadline_ms) {
   loop_.push_timer(slot_, deadline_ms);
 }
 
-void Timer::arm_in(int64_t delay_ms) { arm_at(loop_.now_ms() + delay_ms); }
+void Timer::arm_in(int64_t delay_ms) {
+  arm_at(loop_.now_ms() + delay_ms);
+}
 
 void Timer::cancel() {
   if (!armed_) return;
@@ -74,7 +76,9 @@ EventLoop::~EventLoop() {
   ::close(epoll_fd_);
 }
 
-void EventLoop::refresh_now() { now_ms_ = base::monotonic_ms(); }
+void EventLoop::refresh_now() {
+  now_ms_ = base::monotonic_ms();
+}
 
 base::Status EventLoop::add(int fd, uint32_t events, IoHandler* handler) {
   epoll_event ev{};
@@ -96,7 +100,9 @@ base::Status EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
   return {};
 }
 
-void EventLoop::remove(int fd) { epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void EventLoop::remove(int fd) {
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+}
 
 void EventLoop::stop() {
   {
@@ -139,7 +145,9 @@ void EventLoop::release_slot(uint32_t slot) {
   free_slots_.push_back(slot);
 }
 
-void EventLoop::invalidate_slot(uint32_t slot) { ++slots_[slot].generation; }
+void EventLoop::invalidate_slot(uint32_t slot) {
+  ++slots_[slot].generation;
+}
 
 void EventLoop::push_timer(uint32_t slot, int64_t deadline_ms) {
   heap_.push_back({deadline_ms, slot, slots_[slot].generation});

@@ -19,8 +19,8 @@ void UniqueFd::reset(int fd) {
 namespace {
 base::Error sys_error(const char* what, const SocketAddress& addr) {
   int err = errno;
-  return base::Error::system(err, std::string(what) + " " + addr.to_string() + ": " +
-                                      std::strerror(err));
+  return base::Error::system(
+      err, std::string(what) + " " + addr.to_string() + ": " + std::strerror(err));
 }
 }  // namespace
 
@@ -61,8 +61,8 @@ base::Status steer_reuseport_by_source_ip(int fd, int family, uint32_t group_siz
   };
   sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
   if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
-    return base::Error::system(errno, std::string("SO_ATTACH_REUSEPORT_CBPF: ") +
-                                          std::strerror(errno));
+    return base::Error::system(errno,
+                               std::string("SO_ATTACH_REUSEPORT_CBPF: ") + std::strerror(errno));
   }
   return {};
 }

@@ -18,7 +18,7 @@ constexpr int64_t kDrainTickMs = 100;  // how often a draining worker looks at i
 // first one ejects; the next snapshot stops the traffic that would report again).
 constexpr int64_t kReportIntervalMs = 1000;
 constexpr size_t kMaxReportKeys = 4096;
-}
+}  // namespace
 
 std::string listener_key(const snapshot::Listener& l) {
   const char* transport = l.protocol == snapshot::Protocol::kUdp ? "udp" : "tcp";
@@ -115,8 +115,8 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
           next_http.emplace(key, std::move(it->second));
           http_listeners_.erase(it);
         } else if (auto f = fresh.find(key); f != fresh.end()) {
-          next_http.emplace(key,
-                            std::make_unique<l7::HttpListener>(*http_ctx_, std::move(f->second), l));
+          next_http.emplace(
+              key, std::make_unique<l7::HttpListener>(*http_ctx_, std::move(f->second), l));
         } else {
           FLOG_ERROR("worker {}: no socket for listener {}", index_, key);
         }
@@ -180,7 +180,9 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
   });
 }
 
-void Worker::on_drain_tick(void* self) { static_cast<Worker*>(self)->check_drained(); }
+void Worker::on_drain_tick(void* self) {
+  static_cast<Worker*>(self)->check_drained();
+}
 
 void Worker::check_drained() {
   size_t open = sessions_->size() + http_ctx_->sessions.size();

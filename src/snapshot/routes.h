@@ -14,7 +14,6 @@
 
 namespace fulcrum::snapshot {
 
-
 struct Rule {
   std::string name;
   std::string domain;  // "" (any), "a.example.com" or "*.example.com"; lowercase
@@ -41,7 +40,8 @@ class RouteTable {
 
   std::vector<Rule> rules_;
   std::unordered_map<std::string, PathList> exact_;
-  std::vector<std::pair<std::string, PathList>> wildcard_;  // (".example.com", rules), longest first
+  std::vector<std::pair<std::string, PathList>>
+      wildcard_;  // (".example.com", rules), longest first
   PathList any_;
 };
 

@@ -4,9 +4,12 @@ namespace fulcrum::snapshot {
 
 std::string_view to_string(Health h) {
   switch (h) {
-    case Health::kUnchecked: return "unchecked";
-    case Health::kHealthy: return "healthy";
-    case Health::kUnhealthy: return "unhealthy";
+    case Health::kUnchecked:
+      return "unchecked";
+    case Health::kHealthy:
+      return "healthy";
+    case Health::kUnhealthy:
+      return "unhealthy";
   }
   return "unchecked";
 }

@@ -43,16 +43,16 @@ struct HealthCheck {
   // kHttp:
   std::string method = "HEAD";
   std::string uri = "/";
-  std::string domain;            // Host; empty = the backend's address
+  std::string domain;                    // Host; empty = the backend's address
   uint32_t http_code_classes = 0b01100;  // bit n set: nxx accepted (default 2xx, 3xx)
   bool operator==(const HealthCheck&) const = default;
 };
 
 struct Backend {
-  std::string name;          // "address:port" as configured, for logs and metrics
+  std::string name;  // "address:port" as configured, for logs and metrics
   net::SocketAddress address;
-  uint32_t weight = 100;     // 0 = no new connections
-  uint64_t id = 0;           // stable across generations: hash of name
+  uint32_t weight = 100;  // 0 = no new connections
+  uint64_t id = 0;        // stable across generations: hash of name
 };
 
 struct ServerGroup {
@@ -64,7 +64,7 @@ struct ServerGroup {
 // Where an HTTP request goes: a server group with this listener's view of its health and a
 // balancer table, or a redirect. targets[0] of a listener is its default server group.
 struct HttpTarget {
-  std::string name;  // the rule's name, or "" for the default group
+  std::string name;                          // the rule's name, or "" for the default group
   std::shared_ptr<const ServerGroup> group;  // null for a redirect
   std::vector<Health> health;                // index-aligned with group->backends
   std::shared_ptr<const balance::Table> table;
@@ -100,11 +100,11 @@ struct Listener {
   bool fail_open = false;
   uint32_t connect_attempts = 3;  // first try + at most 2 retries on other backends
   // HTTP only:
-  std::vector<HttpTarget> targets;            // [0] = the default group (same as group/table)
-  std::shared_ptr<const RouteTable> routes;   // Rule::target indexes `targets`
-  int64_t request_timeout_ms = 60000;         // no response head by then: 504
+  std::vector<HttpTarget> targets;           // [0] = the default group (same as group/table)
+  std::shared_ptr<const RouteTable> routes;  // Rule::target indexes `targets`
+  int64_t request_timeout_ms = 60000;        // no response head by then: 504
   XForwarded x_forwarded;
-  std::string lb_address;                     // for SLB-IP
+  std::string lb_address;  // for SLB-IP
 };
 
 struct Snapshot {

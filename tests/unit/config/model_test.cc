@@ -6,8 +6,8 @@ namespace fulcrum::config {
 namespace {
 
 TEST(Model, EnumNamesRoundTrip) {
-  for (auto s : {Scheduler::kWrr, Scheduler::kRr, Scheduler::kWlc, Scheduler::kSch,
-                 Scheduler::kTch}) {
+  for (auto s :
+       {Scheduler::kWrr, Scheduler::kRr, Scheduler::kWlc, Scheduler::kSch, Scheduler::kTch}) {
     EXPECT_EQ(parse_scheduler(to_string(s)), s);
   }
   for (auto p : {Protocol::kTcp, Protocol::kUdp, Protocol::kHttp, Protocol::kHttps}) {

@@ -41,12 +41,24 @@ std::string error_of(const Config& c) {
   return s.ok() ? "ok" : s.error().to_string();
 }
 
-LoadBalancer& lb0(Config& c) { return c.loadbalancers[0]; }
-Listener& tcp(Config& c) { return c.loadbalancers[0].listeners[0]; }
-Listener& udp(Config& c) { return c.loadbalancers[0].listeners[1]; }
-Listener& http(Config& c) { return c.loadbalancers[0].listeners[2]; }
-Listener& https(Config& c) { return c.loadbalancers[0].listeners[3]; }
-Backend& backend(Config& c, size_t i) { return c.loadbalancers[0].server_groups[0].backends[i]; }
+LoadBalancer& lb0(Config& c) {
+  return c.loadbalancers[0];
+}
+Listener& tcp(Config& c) {
+  return c.loadbalancers[0].listeners[0];
+}
+Listener& udp(Config& c) {
+  return c.loadbalancers[0].listeners[1];
+}
+Listener& http(Config& c) {
+  return c.loadbalancers[0].listeners[2];
+}
+Listener& https(Config& c) {
+  return c.loadbalancers[0].listeners[3];
+}
+Backend& backend(Config& c, size_t i) {
+  return c.loadbalancers[0].server_groups[0].backends[i];
+}
 
 TEST(Validate, ValidConfigPasses) {
   EXPECT_EQ(error_of(valid_config()), "ok");
@@ -63,7 +75,8 @@ TEST(Validate, NamesAreRequiredShortAndPlain) {
   EXPECT_EQ(error_of(c), "ok");
   for (const char* bad : {"a b", "web\n", "a/b", "é", "a:b"}) {
     lb0(c).name = bad;
-    EXPECT_EQ(error_of(c), "loadbalancers[0].name: may contain only letters, digits, '.', '_' and '-'")
+    EXPECT_EQ(error_of(c),
+              "loadbalancers[0].name: may contain only letters, digits, '.', '_' and '-'")
         << bad;
   }
   lb0(c).name = "Web-1.prod_a";
@@ -74,7 +87,8 @@ TEST(Validate, NamesAreRequiredShortAndPlain) {
   EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].name: is required");
   c = valid_config();
   c.certificates[1].name = "bad name";
-  EXPECT_EQ(error_of(c), "certificates[1].name: may contain only letters, digits, '.', '_' and '-'");
+  EXPECT_EQ(error_of(c),
+            "certificates[1].name: may contain only letters, digits, '.', '_' and '-'");
   c = valid_config();
   c.acls[0].name = "";
   EXPECT_EQ(error_of(c), "acls[0].name: is required");
@@ -91,8 +105,9 @@ TEST(Validate, LoadBalancerNamesAreUnique) {
 TEST(Validate, ServerGroupNamesAreUniquePerLoadBalancer) {
   Config c = valid_config();
   lb0(c).server_groups.push_back(ServerGroup{"app", {}});
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[1].name: already used by "
-                         "loadbalancers[0].server_groups[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[1].name: already used by "
+            "loadbalancers[0].server_groups[0]");
 }
 
 TEST(Validate, CertificateAndAclNamesAreUnique) {
@@ -107,7 +122,8 @@ TEST(Validate, CertificateAndAclNamesAreUnique) {
 TEST(Validate, ListenerServerGroupMustExist) {
   Config c = valid_config();
   tcp(c).server_group = "nope";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].server_group: unknown server group \"nope\"");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].server_group: unknown server group \"nope\"");
   tcp(c).server_group = "";
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].server_group: is required");
 }
@@ -125,7 +141,8 @@ TEST(Validate, LoadBalancerAddress) {
     lb0(c).address = good;
     EXPECT_EQ(error_of(c), "ok") << good;
   }
-  for (const char* bad : {"localhost", "10.1.1", "10.1.1.256", "[::1]", "fe80::1%eth0", " 10.1.1.1"}) {
+  for (const char* bad :
+       {"localhost", "10.1.1", "10.1.1.256", "[::1]", "fe80::1%eth0", " 10.1.1.1"}) {
     lb0(c).address = bad;
     EXPECT_EQ(error_of(c), "loadbalancers[0].address: must be an IPv4 or IPv6 address") << bad;
   }
@@ -138,8 +155,9 @@ TEST(Validate, LoadBalancerAddress) {
 TEST(Validate, BackendAddress) {
   Config c = valid_config();
   backend(c, 1).address = "example.com";
-  EXPECT_EQ(error_of(c),
-            "loadbalancers[0].server_groups[0].backends[1].address: must be an IPv4 or IPv6 address");
+  EXPECT_EQ(
+      error_of(c),
+      "loadbalancers[0].server_groups[0].backends[1].address: must be an IPv4 or IPv6 address");
   backend(c, 1).address = "0.0.0.0";
   EXPECT_EQ(error_of(c),
             "loadbalancers[0].server_groups[0].backends[1].address: must not be 0.0.0.0 or ::");
@@ -177,11 +195,13 @@ TEST(Validate, Weight) {
 TEST(Validate, DuplicateBackend) {
   Config c = valid_config();
   backend(c, 1).address = "10.0.0.1";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].backends[1]: same address and port as "
-                         "loadbalancers[0].server_groups[0].backends[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[0].backends[1]: same address and port as "
+            "loadbalancers[0].server_groups[0].backends[0]");
   backend(c, 1).address = "::ffff:10.0.0.1";  // the same address, IPv4-mapped
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].backends[1]: same address and port as "
-                         "loadbalancers[0].server_groups[0].backends[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[0].backends[1]: same address and port as "
+            "loadbalancers[0].server_groups[0].backends[0]");
   backend(c, 1).port = 81;
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -189,15 +209,18 @@ TEST(Validate, DuplicateBackend) {
 TEST(Validate, BackendZoneAndDescription) {
   Config c = valid_config();
   backend(c, 0).zone = "zone a";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].backends[0].zone: may contain only "
-                         "letters, digits, '.', '_' and '-'");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[0].backends[0].zone: may contain only "
+            "letters, digits, '.', '_' and '-'");
   backend(c, 0).zone = "zone-a";
   backend(c, 0).description = "line\nbreak";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].backends[0].description: must not "
-                         "contain control characters");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[0].backends[0].description: must not "
+            "contain control characters");
   backend(c, 0).description = std::string(257, 'x');
-  EXPECT_EQ(error_of(c), "loadbalancers[0].server_groups[0].backends[0].description: must be at "
-                         "most 256 characters");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].server_groups[0].backends[0].description: must be at "
+            "most 256 characters");
 }
 
 TEST(Validate, LoadBalancerFields) {
@@ -228,16 +251,19 @@ TEST(Validate, Bandwidth) {
   Config c = valid_config();
   for (int32_t bad : {0, -2, 5121}) {
     lb0(c).bandwidth_mbps = bad;
-    EXPECT_EQ(error_of(c), "loadbalancers[0].bandwidth_mbps: must be -1 (unlimited) or 1–5120") << bad;
+    EXPECT_EQ(error_of(c), "loadbalancers[0].bandwidth_mbps: must be -1 (unlimited) or 1–5120")
+        << bad;
   }
   lb0(c).bandwidth_mbps = 5120;
   tcp(c).bandwidth_mbps = 0;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].bandwidth_mbps: must be -1 (unlimited) or "
-                         "1–5120");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].bandwidth_mbps: must be -1 (unlimited) or "
+            "1–5120");
   lb0(c).bandwidth_mbps = 100;
   tcp(c).bandwidth_mbps = 200;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].bandwidth_mbps: must not exceed the load "
-                         "balancer's bandwidth_mbps (100)");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].bandwidth_mbps: must not exceed the load "
+            "balancer's bandwidth_mbps (100)");
   tcp(c).bandwidth_mbps = 100;
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -252,7 +278,8 @@ TEST(Validate, DurationRanges) {
     std::string message;
   };
   const Case cases[] = {
-      {"listeners[0].drain_timeout", &Listener::drain_timeout_ms, tcp, 0, 900'000, "must be 0–900 s"},
+      {"listeners[0].drain_timeout", &Listener::drain_timeout_ms, tcp, 0, 900'000,
+       "must be 0–900 s"},
       {"listeners[0].persistence_timeout", &Listener::persistence_timeout_ms, tcp, 0, 3'600'000,
        "must be 0–3600 s"},
       {"listeners[0].idle_timeout", &Listener::idle_timeout_ms, tcp, 10'000, 900'000,
@@ -295,7 +322,8 @@ TEST(Validate, HealthCheckRanges) {
   tcp(c).health_check.timeout_ms = 300'000;
   EXPECT_EQ(error_of(c), "ok");
   tcp(c).health_check.healthy_threshold = 1;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].health_check.healthy_threshold: must be 2–10");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].health_check.healthy_threshold: must be 2–10");
   tcp(c).health_check.healthy_threshold = 10;
   tcp(c).health_check.unhealthy_threshold = 11;
   EXPECT_EQ(error_of(c),
@@ -305,14 +333,17 @@ TEST(Validate, HealthCheckRanges) {
 TEST(Validate, HealthCheckTypeFitsTheProtocol) {
   Config c = valid_config();
   udp(c).health_check.type = "tcp";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[1].health_check.type: must be udp for udp "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[1].health_check.type: must be udp for udp "
+            "listeners");
   c = valid_config();
   tcp(c).health_check.type = "udp";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].health_check.type: must be tcp or http for "
-                         "tcp listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].health_check.type: must be tcp or http for "
+            "tcp listeners");
   tcp(c).health_check.type = "icmp";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].health_check.type: must be tcp, http or udp");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].health_check.type: must be tcp, http or udp");
   tcp(c).health_check.type = "http";  // an HTTP check of a TCP service is fine
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -326,19 +357,23 @@ TEST(Validate, HttpHealthCheck) {
   hc.uri = "health";
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].health_check.uri: must start with '/'");
   hc.uri = "/a b";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].health_check.uri: must not contain spaces "
-                         "or control characters");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].health_check.uri: must not contain spaces "
+            "or control characters");
   hc.uri = "/health?full=1";
   hc.domain = "-bad.example.com";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].health_check.domain: must be a domain name "
-                         "such as www.example.com");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].health_check.domain: must be a domain name "
+            "such as www.example.com");
   hc.domain = "www.example.com";
   hc.http_codes = {"2xx", "200"};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].health_check.http_codes[1]: must be 2xx, "
-                         "3xx, 4xx or 5xx");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].health_check.http_codes[1]: must be 2xx, "
+            "3xx, 4xx or 5xx");
   hc.http_codes = {};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].health_check.http_codes: must list at "
-                         "least one of 2xx, 3xx, 4xx, 5xx");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].health_check.http_codes: must list at "
+            "least one of 2xx, 3xx, 4xx, 5xx");
   hc.http_codes = {"4xx", "5xx"};
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -346,26 +381,30 @@ TEST(Validate, HttpHealthCheck) {
 TEST(Validate, UdpHealthCheckPayloads) {
   Config c = valid_config();
   udp(c).health_check.request = std::string(513, 'x');
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[1].health_check.request: must be at most 512 "
-                         "bytes");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[1].health_check.request: must be at most 512 "
+            "bytes");
   c = valid_config();
   tcp(c).health_check.expect = "pong";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].health_check.expect: only for health "
-                         "checks of type udp");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].health_check.expect: only for health "
+            "checks of type udp");
 }
 
 TEST(Validate, SameProtocolAndPortTwiceInALoadBalancer) {
   Config c = valid_config();
   lb0(c).listeners.push_back(listener(Protocol::kTcp, 80));
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[4].port: listener tcp:80 already defined by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[4].port: listener tcp:80 already defined by "
+            "loadbalancers[0].listeners[0]");
 }
 
 TEST(Validate, SameTransportPortInOneLoadBalancer) {
   Config c = valid_config();
   http(c).port = 80;  // tcp:80 and http:80 both bind TCP port 80
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
   c = valid_config();
   udp(c).port = 80;  // udp:80 next to tcp:80 is fine
   EXPECT_EQ(error_of(c), "ok");
@@ -379,27 +418,32 @@ TEST(Validate, PortConflictsAcrossLoadBalancers) {
   other.server_groups = {ServerGroup{"app", {}}};
   other.listeners = {listener(Protocol::kHttp, 5000), listener(Protocol::kHttp, 80)};
   c.loadbalancers.push_back(other);
-  EXPECT_EQ(error_of(c), "loadbalancers[1].listeners[1].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[1].listeners[1].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
   c.loadbalancers[1].address = "10.1.1.2";  // another address: no conflict
   EXPECT_EQ(error_of(c), "ok");
   c.loadbalancers[1].address = "0.0.0.0";  // the wildcard covers 10.1.1.1
-  EXPECT_EQ(error_of(c), "loadbalancers[1].listeners[1].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[1].listeners[1].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
   c.loadbalancers[1].address = "::";  // dual-stack wildcard covers IPv4 too
-  EXPECT_EQ(error_of(c), "loadbalancers[1].listeners[1].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[1].listeners[1].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
   c.loadbalancers[1].address = "2001:db8::1";
   EXPECT_EQ(error_of(c), "ok");
   c.loadbalancers[1].address = "::ffff:10.1.1.1";
-  EXPECT_EQ(error_of(c), "loadbalancers[1].listeners[1].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[1].listeners[1].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
   c.loadbalancers[1].address = "10.1.1.1";
   c.loadbalancers[1].listeners[1] = listener(Protocol::kUdp, 80);  // other transport
   EXPECT_EQ(error_of(c), "ok");
   c.loadbalancers[1].listeners[1] = listener(Protocol::kTcp, 80);
-  EXPECT_EQ(error_of(c), "loadbalancers[1].listeners[1].port: port 80 already used by "
-                         "loadbalancers[0].listeners[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[1].listeners[1].port: port 80 already used by "
+            "loadbalancers[0].listeners[0]");
 }
 
 TEST(Validate, TchOnlyOnLayer4) {
@@ -408,8 +452,9 @@ TEST(Validate, TchOnlyOnLayer4) {
   udp(c).scheduler = Scheduler::kTch;
   EXPECT_EQ(error_of(c), "ok");
   http(c).scheduler = Scheduler::kTch;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].scheduler: tch only for tcp and udp "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].scheduler: tch only for tcp and udp "
+            "listeners");
 }
 
 TEST(Validate, ProxyProtocol) {
@@ -418,30 +463,35 @@ TEST(Validate, ProxyProtocol) {
   udp(c).proxy_protocol = ProxyProtocol::kV2;
   EXPECT_EQ(error_of(c), "ok");
   udp(c).proxy_protocol = ProxyProtocol::kV1;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[1].proxy_protocol: must be none or v2 for udp "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[1].proxy_protocol: must be none or v2 for udp "
+            "listeners");
   c = valid_config();
   http(c).proxy_protocol = ProxyProtocol::kV2;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].proxy_protocol: only for tcp and udp "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].proxy_protocol: only for tcp and udp "
+            "listeners");
 }
 
 TEST(Validate, Layer7OnlySettingsOnLayer4Listeners) {
   Config c = valid_config();
   tcp(c).sticky_session = StickySession{"insert", 100, ""};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].sticky_session: only for http and https "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].sticky_session: only for http and https "
+            "listeners");
   c = valid_config();
   udp(c).rules = {Rule{"r", "", "/", "app", ""}};
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[1].rules: only for http and https listeners");
   c = valid_config();
   tcp(c).x_forwarded.proto = true;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].x_forwarded: only for http and https "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[0].x_forwarded: only for http and https "
+            "listeners");
   c = valid_config();
   http(c).persistence_timeout_ms = 10'000;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].persistence_timeout: only for tcp and udp "
-                         "listeners");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].persistence_timeout: only for tcp and udp "
+            "listeners");
   c = valid_config();
   tcp(c).certificates = {"web-cert"};
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[0].certificates: only for https listeners");
@@ -452,30 +502,36 @@ TEST(Validate, StickySession) {
   http(c).sticky_session = StickySession{"insert", 86'400, ""};
   EXPECT_EQ(error_of(c), "ok");
   http(c).sticky_session->cookie_timeout_s = 86'401;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].sticky_session.cookie_timeout: must be "
-                         "1–86400 s");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.cookie_timeout: must be "
+            "1–86400 s");
   http(c).sticky_session->cookie_timeout_s = 0;
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].sticky_session.cookie_timeout: must be "
-                         "1–86400 s");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.cookie_timeout: must be "
+            "1–86400 s");
   http(c).sticky_session = StickySession{"server", 0, ""};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].sticky_session.cookie: is required for "
-                         "type server");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.cookie: is required for "
+            "type server");
   http(c).sticky_session->cookie = "bad cookie";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].sticky_session.cookie: must be a cookie "
-                         "name (letters, digits and !#$%&'*+-.^_`|~)");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.cookie: must be a cookie "
+            "name (letters, digits and !#$%&'*+-.^_`|~)");
   http(c).sticky_session->cookie = "JSESSIONID";
   EXPECT_EQ(error_of(c), "ok");
   http(c).sticky_session->type = "rewrite";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].sticky_session.type: must be insert or "
-                         "server");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.type: must be insert or "
+            "server");
 }
 
 TEST(Validate, RedirectToHttps) {
   Config c = valid_config();
   http(c).redirect_to_https = RedirectToHttps{443};
   http(c).server_group = "";  // a redirect-only listener needs no group
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].redirect_to_https.port: no https listener "
-                         "on port 443 in this load balancer");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].redirect_to_https.port: no https listener "
+            "on port 443 in this load balancer");
   http(c).redirect_to_https->port = 8443;
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -490,61 +546,74 @@ TEST(Validate, Rules) {
   rules[0].path = "v1";
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[0].path: must start with '/'");
   rules[0].path = "/v1";
-  for (const char* bad : {"*", "*.", "a..b", "a.*.com", "api.example.com.", "a_b.com", "**.a.com"}) {
+  for (const char* bad :
+       {"*", "*.", "a..b", "a.*.com", "api.example.com.", "a_b.com", "**.a.com"}) {
     rules[0].domain = bad;
-    EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[0].domain: must be a domain name "
-                           "(a.example.com) or a wildcard (*.example.com)")
+    EXPECT_EQ(error_of(c),
+              "loadbalancers[0].listeners[2].rules[0].domain: must be a domain name "
+              "(a.example.com) or a wildcard (*.example.com)")
         << bad;
   }
   rules[0].domain = "api.example.com";
   rules[1].name = "api";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[1].name: already used by "
-                         "loadbalancers[0].listeners[2].rules[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].rules[1].name: already used by "
+            "loadbalancers[0].listeners[2].rules[0]");
   rules[1].name = "wild";
   rules[2].path = "";
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[2]: must set domain, path or both");
   rules[2].path = "/";
   rules[2].redirect = "/elsewhere";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[2].redirect: cannot be combined with "
-                         "server_group");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].rules[2].redirect: cannot be combined with "
+            "server_group");
   rules[2].server_group = "";
   rules[2].redirect = "";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[2].server_group: is required (or set "
-                         "redirect)");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].rules[2].server_group: is required (or set "
+            "redirect)");
   rules[2].redirect = "ftp://x";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[2].redirect: must be a URL (http://, "
-                         "https://) or a path ('/...')");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].rules[2].redirect: must be a URL (http://, "
+            "https://) or a path ('/...')");
   rules[2].redirect = "/elsewhere";
   rules[3].domain = "api.example.com";
   rules[3].path = "/v1";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[2].rules[3]: same domain and path as "
-                         "loadbalancers[0].listeners[2].rules[0]");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].rules[3]: same domain and path as "
+            "loadbalancers[0].listeners[2].rules[0]");
 }
 
 TEST(Validate, HttpsCertificates) {
   Config c = valid_config();
   https(c).certificates = {};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].certificates: at least one certificate is "
-                         "required");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].certificates: at least one certificate is "
+            "required");
   https(c).certificates = {"web-cert", "missing"};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].certificates[1]: unknown certificate "
-                         "\"missing\"");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].certificates[1]: unknown certificate "
+            "\"missing\"");
   https(c).certificates = {"root"};
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].certificates[0]: certificate \"root\" is "
-                         "not of type server");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].certificates[0]: certificate \"root\" is "
+            "not of type server");
   https(c).certificates = {"web-cert", "web-cert"};
   EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].certificates[1]: listed twice");
   https(c).certificates = {"web-cert"};
   https(c).ca_certificate = "web-cert";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].ca_certificate: certificate \"web-cert\" is "
-                         "not of type ca");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].ca_certificate: certificate \"web-cert\" is "
+            "not of type ca");
   https(c).ca_certificate = "nope";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].ca_certificate: unknown certificate "
-                         "\"nope\"");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].ca_certificate: unknown certificate "
+            "\"nope\"");
   https(c).ca_certificate = "root";
   https(c).tls_policy = "tls_1_3";
-  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[3].tls_policy: must be one of tls_1_0, "
-                         "tls_1_1, tls_1_2, tls_1_2_strict, tls_1_2_strict_with_1_3");
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[3].tls_policy: must be one of tls_1_0, "
+            "tls_1_1, tls_1_2, tls_1_2_strict, tls_1_2_strict_with_1_3");
   https(c).tls_policy = "tls_1_2_strict";
   EXPECT_EQ(error_of(c), "ok");
 }
@@ -578,15 +647,16 @@ TEST(Validate, AclReference) {
 TEST(Validate, AclEntries) {
   Config c = valid_config();
   std::vector<AclEntry>& entries = c.acls[0].entries;
-  entries = {AclEntry{"10.0.0.0/8", ""}, AclEntry{"192.168.1.7", "one host"},
-             AclEntry{"2001:db8::/32", ""}, AclEntry{"0.0.0.0/0", ""}, AclEntry{"::/0", ""},
-             AclEntry{"2001:db8::1/128", ""}};
+  entries = {AclEntry{"10.0.0.0/8", ""},    AclEntry{"192.168.1.7", "one host"},
+             AclEntry{"2001:db8::/32", ""}, AclEntry{"0.0.0.0/0", ""},
+             AclEntry{"::/0", ""},          AclEntry{"2001:db8::1/128", ""}};
   EXPECT_EQ(error_of(c), "ok");
-  for (const char* bad : {"10.0.0.0/", "10.0.0/8", "10.0.0.0/8/8", "10.0.0.0/x", "/8", "host/24",
-                          "10.0.0.0/0008"}) {
+  for (const char* bad :
+       {"10.0.0.0/", "10.0.0/8", "10.0.0.0/8/8", "10.0.0.0/x", "/8", "host/24", "10.0.0.0/0008"}) {
     entries[0].cidr = bad;
-    EXPECT_EQ(error_of(c), "acls[0].entries[0].cidr: must be a CIDR such as 10.0.0.0/8 or "
-                           "2001:db8::/32")
+    EXPECT_EQ(error_of(c),
+              "acls[0].entries[0].cidr: must be a CIDR such as 10.0.0.0/8 or "
+              "2001:db8::/32")
         << bad;
   }
   entries[0].cidr = "10.0.0.0/33";
@@ -608,7 +678,8 @@ TEST(Validate, AclHoldsAtMost300Entries) {
   std::vector<AclEntry>& entries = c.acls[0].entries;
   entries.clear();
   for (int i = 0; i < 300; ++i) {
-    entries.push_back(AclEntry{"10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256), ""});
+    entries.push_back(
+        AclEntry{"10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256), ""});
   }
   EXPECT_EQ(error_of(c), "ok");
   entries.push_back(AclEntry{"10.1.0.0/16", ""});
@@ -627,8 +698,9 @@ TEST(Validate, FirstErrorInDocumentOrder) {
   udp(c).idle_timeout_ms = 10'000;
   EXPECT_EQ(error_of(c), "certificates[1].type: must be server or ca");
   c.certificates[1].type = "ca";
-  EXPECT_EQ(error_of(c), "acls[0].entries[0].cidr: must be a CIDR such as 10.0.0.0/8 or "
-                         "2001:db8::/32");
+  EXPECT_EQ(error_of(c),
+            "acls[0].entries[0].cidr: must be a CIDR such as 10.0.0.0/8 or "
+            "2001:db8::/32");
 }
 
 }  // namespace

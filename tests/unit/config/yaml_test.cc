@@ -57,9 +57,12 @@ std::string with_listener(const std::string& protocol, const std::string& listen
          "    address: 10.1.1.1\n"
          "    server_groups: [{name: g, backends: [{address: 10.0.0.1, port: 80}]}]\n"
          "    listeners:\n"
-         "      - protocol: " + protocol + "\n"
+         "      - protocol: " +
+         protocol +
+         "\n"
          "        port: 80\n"
-         "        server_group: g\n" + listener;
+         "        server_group: g\n" +
+         listener;
 }
 
 // A one-listener document whose listener is `lines` (each indented 8 spaces) after its protocol.
@@ -69,7 +72,8 @@ std::string with_listener_lines(const std::string& lines) {
          "    address: 10.1.1.1\n"
          "    server_groups: [{name: g, backends: [{address: 10.0.0.1, port: 80}]}]\n"
          "    listeners:\n"
-         "      - protocol: tcp\n" + lines;
+         "      - protocol: tcp\n" +
+         lines;
 }
 
 Config decode_ok(const std::string& text) {
@@ -281,23 +285,26 @@ TEST(Yaml, DurationForms) {
     const char* text;
     int64_t ms;
   };
-  for (Case k : {Case{"900", 900'000}, Case{"'15s'", 15'000}, Case{"\"15s\"", 15'000},
-                 Case{"12.5", 12'500}, Case{"10500ms", 10'500}, Case{"1m", 60'000},
-                 Case{"'10'", 10'000}}) {
-    Config c = decode_ok(with_listener("tcp", std::string("        idle_timeout: ") + k.text + "\n"));
+  for (Case k :
+       {Case{"900", 900'000}, Case{"'15s'", 15'000}, Case{"\"15s\"", 15'000}, Case{"12.5", 12'500},
+        Case{"10500ms", 10'500}, Case{"1m", 60'000}, Case{"'10'", 10'000}}) {
+    Config c =
+        decode_ok(with_listener("tcp", std::string("        idle_timeout: ") + k.text + "\n"));
     EXPECT_EQ(c.loadbalancers[0].listeners[0].idle_timeout_ms, k.ms) << k.text;
   }
   for (const char* bad : {"-1", "5x", "abc", "1e3", "[1]", "{a: 1}", "'1 s'"}) {
-    EXPECT_EQ(decode_error(with_listener("tcp", std::string("        idle_timeout: ") + bad + "\n")),
-              "loadbalancers[0].listeners[0].idle_timeout: must be a duration: seconds (2, 0.5) or "
-              "a number with a unit (500ms, 2s, 1m)")
+    EXPECT_EQ(
+        decode_error(with_listener("tcp", std::string("        idle_timeout: ") + bad + "\n")),
+        "loadbalancers[0].listeners[0].idle_timeout: must be a duration: seconds (2, 0.5) or "
+        "a number with a unit (500ms, 2s, 1m)")
         << bad;
   }
 }
 
 TEST(Yaml, CookieTimeoutIsWholeSeconds) {
-  EXPECT_EQ(decode_error(with_listener("http", "        sticky_session: {type: insert, "
-                                               "cookie_timeout: 1.5}\n")),
+  EXPECT_EQ(decode_error(with_listener("http",
+                                       "        sticky_session: {type: insert, "
+                                       "cookie_timeout: 1.5}\n")),
             "loadbalancers[0].listeners[0].sticky_session.cookie_timeout: must be a whole number "
             "of seconds");
   Config c = decode_ok(
@@ -318,7 +325,8 @@ TEST(Yaml, UnknownKeysAreRefusedWithTheirPath) {
             "loadbalancers[0].server_groups[0].backends[0].wieght: unknown field");
   EXPECT_EQ(decode_error("acls: [{name: a, entries: [{cidr: 10.0.0.0/8, note: x}]}]\n"),
             "acls[0].entries[0].note: unknown field");
-  EXPECT_EQ(decode_error("certificates: [{name: c, cert: x}]\n"), "certificates[0].cert: unknown field");
+  EXPECT_EQ(decode_error("certificates: [{name: c, cert: x}]\n"),
+            "certificates[0].cert: unknown field");
 }
 
 TEST(Yaml, KeysThatDoNotApplyToTheProtocol) {
@@ -328,8 +336,9 @@ TEST(Yaml, KeysThatDoNotApplyToTheProtocol) {
             "loadbalancers[0].listeners[0].certificates: only for https listeners");
   EXPECT_EQ(decode_error(with_listener("http", "        proxy_protocol: v1\n")),
             "loadbalancers[0].listeners[0].proxy_protocol: only for tcp and udp listeners");
-  EXPECT_EQ(decode_error(with_listener("udp", "        connect_timeout: 5\n")),
-            "loadbalancers[0].listeners[0].connect_timeout: only for tcp, http and https listeners");
+  EXPECT_EQ(
+      decode_error(with_listener("udp", "        connect_timeout: 5\n")),
+      "loadbalancers[0].listeners[0].connect_timeout: only for tcp, http and https listeners");
   EXPECT_EQ(decode_error(with_listener("https", "        redirect_to_https: {port: 443}\n")),
             "loadbalancers[0].listeners[0].redirect_to_https: only for http listeners");
   EXPECT_EQ(decode_error(with_listener("tcp", "        health_check: {uri: /x}\n")),
@@ -421,8 +430,7 @@ TEST(Yaml, SyntaxErrorsCarryLineAndColumn) {
   std::string error = decode_error("loadbalancers:\n  - name: a\n    address: [1\n");
   EXPECT_EQ(error.rfind("YAML syntax error at line ", 0), 0u) << error;
   EXPECT_NE(error.find(", column "), std::string::npos) << error;
-  EXPECT_EQ(decode_error("a: b: c\n"),
-            "YAML syntax error at line 1, column 5: illegal map value");
+  EXPECT_EQ(decode_error("a: b: c\n"), "YAML syntax error at line 1, column 5: illegal map value");
 }
 
 // yaml-cpp 0.7 loops forever on these in YAML::LoadAll (jbeder/yaml-cpp#1040); found by fuzzing.

@@ -7,7 +7,9 @@
 namespace fulcrum::net {
 namespace {
 
-SocketAddress addr(const char* text) { return *SocketAddress::parse(text); }
+SocketAddress addr(const char* text) {
+  return *SocketAddress::parse(text);
+}
 
 TEST(ProxyProtocol, V1Tcp4) {
   char out[kProxyHeaderMax];
@@ -23,8 +25,8 @@ TEST(ProxyProtocol, V1MixedFamiliesUseTcp6) {
 
 TEST(ProxyProtocol, V2Tcp4Bytes) {
   char out[kProxyHeaderMax];
-  size_t n = encode_proxy_v2(addr("10.0.0.1:4660"), addr("10.0.0.2:80"), ProxyTransport::kStream,
-                             out);
+  size_t n =
+      encode_proxy_v2(addr("10.0.0.1:4660"), addr("10.0.0.2:80"), ProxyTransport::kStream, out);
   const unsigned char want[] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
                                 0x54, 0x0A, 0x21, 0x11, 0x00, 0x0C, 10,   0,    0,    1,
                                 10,   0,    0,    2,    0x12, 0x34, 0x00, 0x50};
