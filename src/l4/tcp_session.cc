@@ -30,25 +30,8 @@ bool would_block(int err) {
 
 // ---- SessionRegistry ----
 
-void SessionRegistry::add(TcpSession* s) {
-  s->next_ = head_;
-  if (head_) head_->prev_ = s;
-  head_ = s;
-  ++count_;
-}
-
-void SessionRegistry::remove(TcpSession* s) {
-  if (s->prev_)
-    s->prev_->next_ = s->next_;
-  else if (head_ == s)
-    head_ = s->next_;
-  if (s->next_) s->next_->prev_ = s->prev_;
-  s->prev_ = s->next_ = nullptr;
-  --count_;
-}
-
 void SessionRegistry::close_all() {
-  while (head_) head_->close(/*reset=*/true);
+  while (TcpSession* s = list_.front()) s->close(/*reset=*/true);
 }
 
 // ---- TcpSession ----

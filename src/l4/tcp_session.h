@@ -13,31 +13,33 @@
 #include "net/address.h"
 #include "net/buffer.h"
 #include "net/event_loop.h"
+#include "net/intrusive_list.h"
 #include "net/socket.h"
 
 namespace fulcrum::l4 {
 
 class TcpSession;
 
-// Every live session of one worker, for draining at shutdown. [worker]
+// Every live session of one worker, for draining at shutdown and for configuration changes.
+// [worker]
 class SessionRegistry {
  public:
-  void add(TcpSession* s);
-  void remove(TcpSession* s);
-  size_t size() const { return count_; }
+  void add(TcpSession* s) { list_.push_front(s); }
+  void remove(TcpSession* s) { list_.erase(s); }
+  size_t size() const { return list_.size(); }
   // Closes every session (RST to both sides): the drain deadline has passed.
   void close_all();
   // Calls f(TcpSession&) for every session; f must not close sessions.
   template <typename F>
-  void for_each(F&& f);
+  void for_each(F&& f) {
+    list_.for_each(f);
+  }
 
  private:
-  friend class TcpSession;
-  TcpSession* head_ = nullptr;
-  size_t count_ = 0;
+  net::IntrusiveList<TcpSession> list_;
 };
 
-class TcpSession final : public net::Deferred {
+class TcpSession final : public net::Deferred, public net::IntrusiveLink<TcpSession> {
  public:
   TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerRuntime> runtime, net::UniqueFd client,
              const net::SocketAddress& peer, const net::SocketAddress& local);
@@ -119,13 +121,6 @@ class TcpSession final : public net::Deferred {
   int64_t last_activity_ms_ = 0;
   int64_t drain_deadline_ms_ = kNoDeadline;
   State state_kind_ = State::kConnecting;
-  TcpSession* prev_ = nullptr;  // SessionRegistry list
-  TcpSession* next_ = nullptr;
 };
-
-template <typename F>
-void SessionRegistry::for_each(F&& f) {
-  for (TcpSession* s = head_; s != nullptr; s = s->next_) f(*s);
-}
 
 }  // namespace fulcrum::l4

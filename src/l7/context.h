@@ -7,6 +7,7 @@
 
 #include "l7/upstream_pool.h"
 #include "net/event_loop.h"
+#include "net/intrusive_list.h"
 #include "snapshot/snapshot.h"
 
 namespace fulcrum::l7 {
@@ -29,16 +30,14 @@ class HttpSessionList {
  public:
   void add(HttpSession* s);
   void remove(HttpSession* s);
-  size_t size() const { return count_; }
+  size_t size() const { return list_.size(); }
   // Asks every session to finish: idle ones close now, busy ones after their response.
   void drain_all();
   // Closes every session at once.
   void close_all();
 
  private:
-  friend class HttpSession;
-  HttpSession* head_ = nullptr;
-  size_t count_ = 0;
+  net::IntrusiveList<HttpSession> list_;
 };
 
 struct HttpContext {

@@ -85,33 +85,16 @@ std::string new_request_id(uint64_t seed) {
 
 // ---- HttpSessionList ----
 
-void HttpSessionList::add(HttpSession* s) {
-  s->next_ = head_;
-  if (head_) head_->prev_ = s;
-  head_ = s;
-  ++count_;
-}
+void HttpSessionList::add(HttpSession* s) { list_.push_front(s); }
 
-void HttpSessionList::remove(HttpSession* s) {
-  if (s->prev_)
-    s->prev_->next_ = s->next_;
-  else if (head_ == s)
-    head_ = s->next_;
-  if (s->next_) s->next_->prev_ = s->prev_;
-  s->prev_ = s->next_ = nullptr;
-  --count_;
-}
+void HttpSessionList::remove(HttpSession* s) { list_.erase(s); }
 
 void HttpSessionList::drain_all() {
-  for (HttpSession* s = head_; s != nullptr;) {
-    HttpSession* next = s->next_;  // drain() may close (and unlink) s
-    s->drain();
-    s = next;
-  }
+  list_.for_each([](HttpSession& s) { s.drain(); });  // drain() may close (and unlink) s
 }
 
 void HttpSessionList::close_all() {
-  while (head_) head_->close(/*reset=*/true);
+  while (HttpSession* s = list_.front()) s->close(/*reset=*/true);
 }
 
 // ---- HttpSession ----

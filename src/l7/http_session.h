@@ -22,7 +22,7 @@
 
 namespace fulcrum::l7 {
 
-class HttpSession final : public net::Deferred {
+class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSession> {
  public:
   HttpSession(HttpContext& ctx, std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
               net::UniqueFd client, const net::SocketAddress& peer,
@@ -36,7 +36,6 @@ class HttpSession final : public net::Deferred {
   void close(bool reset);
 
  private:
-  friend class HttpSessionList;
   enum class Phase : uint8_t {
     kIdle,        // waiting for (or reading) a request head
     kConnecting,  // request head parsed, connecting upstream
@@ -123,9 +122,6 @@ class HttpSession final : public net::Deferred {
   int64_t last_activity_ms_ = 0;  // last upstream byte, once the response started
   bool force_new_connection_ = false;
   int64_t idle_deadline_ms_ = 0;
-
-  HttpSession* prev_ = nullptr;
-  HttpSession* next_ = nullptr;
 };
 
 }  // namespace fulcrum::l7
