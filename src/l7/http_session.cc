@@ -85,9 +85,13 @@ std::string new_request_id(uint64_t seed) {
 
 // ---- HttpSessionList ----
 
-void HttpSessionList::add(HttpSession* s) { list_.push_front(s); }
+void HttpSessionList::add(HttpSession* s) {
+  list_.push_front(s);
+}
 
-void HttpSessionList::remove(HttpSession* s) { list_.erase(s); }
+void HttpSessionList::remove(HttpSession* s) {
+  list_.erase(s);
+}
 
 void HttpSessionList::drain_all() {
   list_.for_each([](HttpSession& s) { s.drain(); });  // drain() may close (and unlink) s
