@@ -459,12 +459,13 @@ void HttpSession::upstream_failed(int err, const char* what) {
   if (!reused && ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, err);
   release_upstream(false);
   upstream_reused_ = false;
-  // Try again when provably nothing reached a backend (a failed connect), or when a pooled
-  // connection turned out dead before any answer and the request is a GET/HEAD without body.
+  // Try again (within the attempt budget) when provably nothing reached a backend (a failed
+  // connect), or for a GET/HEAD without body when no byte of an answer came back (a pooled
+  // connection that turned out dead, a backend that died with the request in flight). Anything
+  // else may have had effects: never replayed.
   bool replayable = (method_ == http::Method::kGet || method_ == http::Method::kHead) &&
                     request_framing_ == http::Framing::kNone;
-  if (!response_started_ && response_parser_.idle() &&
-      (!request_sent_any_ || (reused && replayable))) {
+  if (!response_started_ && response_parser_.idle() && (!request_sent_any_ || replayable)) {
     ++ctx_.counters.retries;
     if (reused) {
       // A stale pooled connection says nothing about the backend: it may be tried again, on a

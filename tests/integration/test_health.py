@@ -200,6 +200,84 @@ class HealthTest(unittest.TestCase):
         time.sleep(0.2)
         self.assertEqual(set(self.names(port, 10)), {"a", "b"})
 
+    def http_lb(self, ports, port, health, extra=""):
+        lines = ["loadbalancers:", "  - name: hc", "    address: 127.0.0.1", "    server_groups:",
+                 "      - name: app", "        backends:"]
+        lines += [f"          - {{address: 127.0.0.1, port: {p}}}" for p in ports]
+        lines += ["    listeners:", "      - protocol: http", f"        port: {port}",
+                  "        server_group: app", f"        health_check: {health}"]
+        lines += ["        " + l for l in extra.strip("\n").splitlines() if l]
+        return "\n".join(lines) + "\n"
+
+    def test_http_kill_9_under_load_fails_no_request(self):
+        backends = [h.Echo(n, http=True) for n in "abc"]
+        for e in backends:
+            self.cleanup.append(e.stop)
+        port = h.free_port()
+        f = self.fulcrumd(self.http_lb([e.port for e in backends], port,
+                                       "{type: http, uri: /health, interval: 50}"), workers=1)
+        statuses = collections.Counter()
+        errors = []
+        stop = threading.Event()
+
+        def load():
+            for _ in range(3000):  # bounded
+                if stop.is_set():
+                    return
+                try:
+                    with contextlib.closing(h.connect(port)) as s:
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        data = h.recv_all(s)
+                    statuses[int(data.split()[1])] += 1
+                except (OSError, IndexError, ValueError) as e:
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=load) for _ in range(4)]  # requests in flight at the kill
+        for t in threads:
+            t.start()
+        try:
+            h.wait_until(lambda: sum(statuses.values()) >= 100, what="load running")
+            mark = len(f.read_log())
+            backends[1].kill()
+            killed_at = time.monotonic()
+            ejected = self.wait_log(f, r"backend 127\.0\.0\.1:\d+ ejected by traffic",
+                                    timeout=10, after=mark)
+            before = sum(statuses.values())
+            h.wait_until(lambda: sum(statuses.values()) >= before + 300, timeout=30,
+                         what="load after the kill")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        # Requests in flight on the dead backend are GETs: sent again to another one.
+        self.assertEqual(errors, [])
+        self.assertEqual(set(statuses), {200}, statuses)
+        self.assertLess(ejected - killed_at, 1.0)
+        print(f"\nhttp passive detection: {1000 * (ejected - killed_at):.0f} ms after kill -9")
+
+    def test_http_all_unhealthy_is_503_at_once(self):
+        backends = [h.Echo(n, http=True) for n in "ab"]
+        for e in backends:
+            self.cleanup.append(e.stop)
+        port = h.free_port()
+        f = self.fulcrumd(self.http_lb([e.port for e in backends], port,
+                                       "{type: http, uri: /health, interval: 1, "
+                                       "unhealthy_threshold: 2}"), workers=1)
+        for e in backends:
+            with contextlib.closing(h.connect(e.port)) as s:
+                s.sendall(b"GET /_admin/fail HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                h.recv_all(s)
+        for e in backends:
+            self.wait_log(f, rf"backend 127\.0\.0\.1:{e.port} \w+ -> unhealthy", timeout=15)
+        time.sleep(0.2)  # the publication of the last change reaches the worker
+        for _ in range(5):
+            started = time.monotonic()
+            with contextlib.closing(h.connect(port)) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data = h.recv_all(s)
+            self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data)
+            self.assertLess(time.monotonic() - started, 0.1)
+
     def test_disabled_check_never_ejects(self):
         (a, b), tcp_port, _ = self.backends(HOSTS[:2], http=False)
         port = h.free_port()
