@@ -156,10 +156,16 @@ base::Status Server::publish(const config::Config& config, bool announce) {
   FLOG_INFO("generation {} active on {} workers: {} listeners", generation_, workers_.size(),
             bound_.size());
   for (const auto& l : snap->listeners) {
-    if (announce && l->running) {
+    if (!l->running) continue;
+    if (announce) {
       FLOG_INFO("listening {} {} {} -> group {} ({} backends, {})", l->lb_name, l->id,
                 l->bind.to_string(), l->group->name, l->group->backends.size(),
                 balance::scheduler_name(l->scheduler));
+    }
+    for (size_t i = 0; i < l->group->backends.size(); ++i) {
+      const auto& b = l->group->backends[i];
+      FLOG_DEBUG("  {} {} backend {}: {}", l->lb_name, l->id, b.name,
+                 snapshot::backend_status(b.weight, l->health[i]));
     }
   }
   return {};

@@ -14,6 +14,10 @@ std::string_view to_string(Health h) {
   return "unchecked";
 }
 
+std::string_view backend_status(uint32_t weight, Health h) {
+  return weight == 0 ? "draining" : to_string(h);
+}
+
 std::string health_key(std::string_view lb_name, std::string_view listener_id,
                        std::string_view backend_name) {
   std::string key;

@@ -24,6 +24,9 @@ enum class ProxyProtocol : uint8_t { kNone, kV1, kV2 };
 // connections; kUnhealthy ones do not (unless the listener is fail_open and all are unhealthy).
 enum class Health : uint8_t { kUnchecked, kHealthy, kUnhealthy };
 std::string_view to_string(Health h);
+// What an operator sees for a backend: "draining" when its weight is 0 (it keeps its connections
+// for drain_timeout and gets no new ones), else its health ("healthy", "unhealthy", "unchecked").
+std::string_view backend_status(uint32_t weight, Health h);
 
 // The health of every (listener, backend) pair, keyed by health_key(). Kept by the control
 // plane's health monitor, read by config::compile. [control]

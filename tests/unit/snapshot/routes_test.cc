@@ -1,4 +1,5 @@
 #include "snapshot/routes.h"
+#include "snapshot/snapshot.h"
 
 #include <gtest/gtest.h>
 
@@ -57,6 +58,14 @@ TEST(RouteTable, NormalisesHosts) {
   EXPECT_EQ(RouteTable::normalise_host("[::1]"), "[::1]");
   EXPECT_EQ(RouteTable::normalise_host("x."), "x");
   EXPECT_EQ(RouteTable::normalise_host(""), "");
+}
+
+TEST(BackendStatus, WeightZeroIsDrainingWhateverItsHealth) {
+  EXPECT_EQ(backend_status(0, Health::kHealthy), "draining");
+  EXPECT_EQ(backend_status(0, Health::kUnhealthy), "draining");
+  EXPECT_EQ(backend_status(5, Health::kUnhealthy), "unhealthy");
+  EXPECT_EQ(backend_status(100, Health::kUnchecked), "unchecked");
+  EXPECT_EQ(backend_status(1, Health::kHealthy), "healthy");
 }
 
 TEST(RouteTable, EmptyTableMatchesNothing) {
