@@ -278,6 +278,57 @@ class HealthTest(unittest.TestCase):
             self.assertTrue(data.startswith(b"HTTP/1.1 503 "), data)
             self.assertLess(time.monotonic() - started, 0.1)
 
+    def test_flapping_backend_follows_the_thresholds(self):
+        # A scripted check target: the n-th check gets SCRIPT[n], whatever the timing.
+        script = [200, 500, 200, 500, 500, 200, 500, 200, 200, 200]
+        served = []
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(16)
+        srv.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve():
+            while not stop.is_set():
+                try:
+                    conn, _ = srv.accept()
+                except socket.timeout:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        conn.recv(4096)
+                    except OSError:
+                        continue
+                    code = script[min(len(served), len(script) - 1)]
+                    served.append(code)
+                    conn.sendall(f"HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n".encode())
+
+        t = threading.Thread(target=serve)
+        t.start()
+        self.cleanup.append(lambda: (stop.set(), t.join(timeout=5), srv.close()))
+        a = self.echo_http("a")
+        port = h.free_port()
+        f = self.fulcrumd(self.http_lb([a.port, srv.getsockname()[1]], port,
+                                       "{type: http, uri: /, interval: 1, healthy_threshold: 2, "
+                                       "unhealthy_threshold: 2}"), workers=1)
+        backend = rf"backend 127\.0\.0\.1:{srv.getsockname()[1]}"
+        # 200 -> healthy at check 1; 500, 200, 500 never make two failures in a row; the 500 of
+        # check 5 does: unhealthy. Then 200, 500, 200, 200: healthy again at check 9.
+        self.wait_log(f, backend + r" unchecked -> healthy", timeout=10)
+        self.assertEqual(len(served), 1)
+        self.wait_log(f, backend + r" healthy -> unhealthy: status 500", timeout=15)
+        self.assertEqual(len(served), 5)
+        self.wait_log(f, backend + r" unhealthy -> healthy", timeout=15)
+        self.assertEqual(len(served), 9)
+        literal = f"backend 127.0.0.1:{srv.getsockname()[1]} "
+        self.assertEqual(len(re.findall(re.escape(literal) + r"\w+ -> ", f.read_log())), 3)
+
+    def echo_http(self, name):
+        e = h.Echo(name, http=True)
+        self.cleanup.append(e.stop)
+        return e
+
     def test_disabled_check_never_ejects(self):
         (a, b), tcp_port, _ = self.backends(HOSTS[:2], http=False)
         port = h.free_port()
