@@ -288,6 +288,97 @@ class HttpListenerTest(unittest.TestCase):
         self.assertLessEqual(connections, 3, stats)
 
 
+class HttpFaultMixTest(unittest.TestCase):
+    """TESTING.md invariant 1: every response belongs to its own request, whatever goes wrong."""
+
+    def test_ten_thousand_requests_with_faults_have_no_mismatch(self):
+        backends = [h.Echo(n, http=True) for n in "ab"]
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": [e.port for e in backends]}, port,
+                                 extra="request_timeout: 1"), workers=2)
+        counts = collections.Counter()
+        mismatches = []
+        lock = threading.Lock()
+        total, clients = 10000, 4
+
+        def client(index):
+            import random
+            rng = random.Random(index)
+            s = None
+            for n in range(total // clients):
+                rid = f"c{index}-{n}"
+                roll = rng.random()
+                # The mix: plain and echoed requests, bodies, pipelined pairs, backend delays,
+                # backend closes and resets, a few stalls (504), and client aborts.
+                if roll < 0.002:
+                    path, body = "/stall", b""
+                elif roll < 0.02:
+                    path, body = "/close", b""
+                elif roll < 0.04:
+                    path, body = "/reset", b""
+                elif roll < 0.10:
+                    path, body = f"/delay/{rng.randint(1, 20)}", b""
+                elif roll < 0.30:
+                    path, body = "/echo", rng.randbytes(rng.randint(1, 20000))
+                else:
+                    path, body = "/", b""
+                abort = rng.random() < 0.02
+                try:
+                    if s is None:
+                        s = h.connect(port, timeout=10)
+                    method = "POST" if body else "GET"
+                    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-Request-Id: {rid}\r\n"
+                              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                    if abort:
+                        s.close()
+                        s = None
+                        with lock:
+                            counts["aborted"] += 1
+                        continue
+                    status, headers, got, rest = read_response(s)
+                    if rest:
+                        mismatches.append((rid, "bytes after the response", rest[:80]))
+                    with lock:
+                        counts[status] += 1
+                    echoed = headers.get("x-echo-request-id")
+                    if status < 500 and echoed != rid:
+                        mismatches.append((rid, status, echoed))
+                    if status >= 500 and echoed not in (None, rid):
+                        mismatches.append((rid, status, echoed))
+                    if path == "/echo" and status == 200 and not got.endswith(b"\n\n" + body):
+                        mismatches.append((rid, "echoed body differs"))
+                    if headers.get("connection") == "close":
+                        s.close()
+                        s = None
+                except (OSError, ConnectionError, ValueError, IndexError) as e:
+                    with lock:
+                        counts["client-error"] += 1
+                        counts[type(e).__name__] += 1
+                    if s is not None:
+                        s.close()
+                    s = None
+            if s is not None:
+                s.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=240)
+        finally:
+            log = f.read_log()
+            f.stop()
+            for e in backends:
+                e.stop()
+        print(f"\n{dict(counts)}")
+        self.assertEqual(mismatches[:10], [])
+        self.assertGreater(counts[200], total * 0.8)
+        # Fulcrum answers for every fault; a client never sees a connection die without one.
+        self.assertEqual(counts["client-error"], 0, dict(counts))
+        self.assertNotIn("Sanitizer", log)
+
+
 class HttpDrainTest(unittest.TestCase):
     def test_sigterm_finishes_the_request_in_flight_and_closes_idle_ones(self):
         a = h.Echo("a", http=True)
