@@ -108,12 +108,25 @@ std::vector<uint32_t> effective_weights(const snapshot::Listener& l) {
 // Targets (the default group, then one per rule) and the route table of an HTTP listener.
 void compile_http(const LoadBalancer& lb, const Listener& l,
                   const std::map<std::string, std::shared_ptr<const snapshot::ServerGroup>>& groups,
-                  const snapshot::HealthTable* health, snapshot::Listener& sl) {
+                  const snapshot::HealthTable* health, uint64_t sticky_secret,
+                  snapshot::Listener& sl) {
   sl.request_timeout_ms = l.request_timeout_ms;
   sl.x_forwarded = {l.x_forwarded.proto, l.x_forwarded.port, l.x_forwarded.lb_id,
                     l.x_forwarded.lb_ip};
   sl.lb_address = lb.address;
-  sl.targets.push_back({"", sl.group, sl.health, sl.table, ""});
+  if (l.sticky_session) {
+    sl.sticky.type = l.sticky_session->type == "insert" ? snapshot::StickySession::Type::kInsert
+                                                        : snapshot::StickySession::Type::kServer;
+    sl.sticky.cookie_timeout_s = l.sticky_session->cookie_timeout_s;
+    sl.sticky.cookie = l.sticky_session->cookie;
+  }
+  auto tokens = [&](const snapshot::ServerGroup& g) {
+    std::vector<std::string> out;
+    if (sl.sticky.type == snapshot::StickySession::Type::kNone) return out;
+    for (const auto& b : g.backends) out.push_back(snapshot::sticky_token(sticky_secret, b.id));
+    return out;
+  };
+  sl.targets.push_back({"", sl.group, sl.health, sl.table, "", tokens(*sl.group)});
   std::vector<snapshot::Rule> rules;
   for (const Rule& r : l.rules) {
     snapshot::HttpTarget t;
@@ -137,6 +150,7 @@ void compile_http(const LoadBalancer& lb, const Listener& l,
       }
       t.health = view.health;
       t.table = balance::Table::build(sl.scheduler, effective_weights(view), ids);
+      t.sticky_tokens = tokens(*t.group);
     }
     std::string domain = r.domain;
     std::transform(domain.begin(), domain.end(), domain.begin(),
@@ -148,7 +162,7 @@ void compile_http(const LoadBalancer& lb, const Listener& l,
 }
 
 base::Result<Compiled> compile(const Config& config, uint64_t generation,
-                               const snapshot::HealthTable* health) {
+                               const snapshot::HealthTable* health, uint64_t sticky_secret) {
   auto snap = std::make_shared<snapshot::Snapshot>();
   snap->generation = generation;
   Compiled out;
@@ -170,10 +184,6 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
         return base::Error::config(path + ".protocol", std::string(to_string(l.protocol)) +
                                                            " listeners are not available in "
                                                            "this version (tcp and http only)");
-      }
-      if (l.sticky_session) {
-        return base::Error::config(path + ".sticky_session",
-                                   "sticky sessions are not available in this version");
       }
       if (l.redirect_to_https) {
         return base::Error::config(path + ".redirect_to_https",
@@ -218,7 +228,7 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       }
       sl->table = balance::Table::build(sl->scheduler, effective_weights(*sl), ids);
       if (sl->protocol == snapshot::Protocol::kHttp) {
-        compile_http(lb, l, groups, health, *sl);
+        compile_http(lb, l, groups, health, sticky_secret, *sl);
       }
       sl->connect_timeout_ms = l.connect_timeout_ms;
       sl->idle_timeout_ms = l.idle_timeout_ms;

@@ -22,7 +22,10 @@ struct Compiled {
 // `config` must have passed validate(). Fails with a field path when the document asks for
 // something this build cannot serve yet. `health` (may be null: every backend unchecked) gives
 // each listener's view of its backends; unhealthy ones get weight 0 in the balancer table.
+// `sticky_secret` keys the sticky-session tokens (snapshot::sticky_token); keep it across
+// generations so that cookies stay valid over reloads and health changes.
 base::Result<Compiled> compile(const Config& config, uint64_t generation,
-                               const snapshot::HealthTable* health = nullptr);
+                               const snapshot::HealthTable* health = nullptr,
+                               uint64_t sticky_secret = 0);
 
 }  // namespace fulcrum::config

@@ -9,6 +9,7 @@
 
 #include "base/hash.h"
 #include "base/log.h"
+#include "l7/cookies.h"
 
 namespace fulcrum::l7 {
 
@@ -320,10 +321,39 @@ void HttpSession::on_request_head() {
   if (cfg.x_forwarded.port) add.push_back({"X-Forwarded-Port", port});
   if (cfg.x_forwarded.lb_id) add.push_back({"SLB-ID", cfg.lb_name});
   if (cfg.x_forwarded.lb_ip) add.push_back({"SLB-IP", cfg.lb_address});
-  static constexpr std::string_view kRemove[] = {"x-forwarded-for", "x-forwarded-proto",
-                                                 "x-forwarded-port", "slb-id", "slb-ip"};
+  std::vector<std::string_view> remove = {"x-forwarded-for", "x-forwarded-proto",
+                                          "x-forwarded-port", "slb-id", "slb-ip"};
+  // Sticky sessions: the cookie names a backend by its token. Fulcrum's own SERVERID is not
+  // forwarded; a backend's prefixed cookie goes back to it without the prefix.
+  sticky_backend_ = UINT32_MAX;
+  std::string cookies;
+  if (cfg.sticky.type != snapshot::StickySession::Type::kNone) {
+    bool insert = cfg.sticky.type == snapshot::StickySession::Type::kInsert;
+    std::string_view name = insert ? std::string_view("SERVERID") : cfg.sticky.cookie;
+    if (auto value = find_cookie(head.headers, name)) {
+      std::string_view token = *value;
+      std::optional<std::string_view> original;
+      if (!insert) {
+        auto parts = split_prefixed(*value);
+        if (parts) {
+          token = parts->first;
+          original = parts->second;
+        } else {
+          original = *value;  // not ours: passed on as it is
+          token = {};
+        }
+      }
+      const auto& tokens = target.sticky_tokens;
+      for (uint32_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] == token) sticky_backend_ = i;
+      }
+      cookies = rebuild_cookies(head.headers, name, original);
+      remove.push_back("cookie");
+      if (!cookies.empty()) add.push_back({"Cookie", cookies});
+    }
+  }
   request_head_.clear();
-  http::write_request_head(head, http::HeaderEdits{kRemove, add}, &request_head_);
+  http::write_request_head(head, http::HeaderEdits{remove, add}, &request_head_);
   upstream_out_ = request_head_;
 
   tried_.reset(target.group->backends.size());
@@ -392,11 +422,17 @@ void HttpSession::connect_upstream() {
   const snapshot::HttpTarget& target = cfg.targets[target_];
   HttpListenerState::Target& ts = state_->targets[target_];
   while (attempts_ < cfg.connect_attempts) {
-    balance::PickRequest req;
-    req.key = base::hash_string(peer_.ip_bytes());
-    req.active = ts.active;
-    req.skip = &tried_;
-    uint32_t index = ts.cursor.pick(*target.table, req);
+    uint32_t index = balance::kNoHost;
+    if (sticky_backend_ != UINT32_MAX && !tried_.test(sticky_backend_) &&
+        target.table->weight(sticky_backend_) > 0) {
+      index = sticky_backend_;  // still there, healthy and not drained: the session stays
+    } else {
+      balance::PickRequest req;
+      req.key = base::hash_string(peer_.ip_bytes());
+      req.active = ts.active;
+      req.skip = &tried_;
+      index = ts.cursor.pick(*target.table, req);
+    }
     if (index == balance::kNoHost) break;
     ++attempts_;
     tried_.set(index);
@@ -585,6 +621,31 @@ void HttpSession::process_upstream_input() {
       http::ResponseWriteOptions options;
       options.client_version_minor = client_minor_;
       options.keep_alive = client_keep_alive_ && !draining_;
+      // Sticky sessions: tell the client which backend answered (insert), or prefix the
+      // backend's own cookie with its token (server).
+      std::vector<http::Header> add;
+      std::vector<std::string> rewritten;
+      std::vector<std::string_view> remove;
+      const snapshot::Listener& cfg = *state_->config;
+      if (!head.informational() && cfg.sticky.type != snapshot::StickySession::Type::kNone &&
+          backend_ != UINT32_MAX) {
+        const std::string& token = cfg.targets[target_].sticky_tokens[backend_];
+        if (cfg.sticky.type == snapshot::StickySession::Type::kInsert) {
+          if (sticky_backend_ != backend_) {
+            rewritten.push_back("SERVERID=" + token + "; Max-Age=" +
+                                std::to_string(cfg.sticky.cookie_timeout_s) + "; Path=/; HttpOnly");
+          }
+        } else {
+          for (const http::Header& hd : head.headers) {
+            if (!iequals(hd.name, "set-cookie")) continue;
+            auto prefixed = prefix_set_cookie(hd.value, cfg.sticky.cookie, token);
+            rewritten.push_back(prefixed ? *prefixed : std::string(hd.value));
+          }
+          if (!rewritten.empty()) remove.push_back("set-cookie");
+        }
+        for (const std::string& v : rewritten) add.push_back({"Set-Cookie", v});
+        options.edits = http::HeaderEdits{remove, add};
+      }
       if (!head.informational()) {
         response_started_ = true;
         last_activity_ms_ = ctx_.loop.now_ms();

@@ -121,6 +121,7 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   int64_t request_deadline_ms_ = 0;
   int64_t last_activity_ms_ = 0;  // last upstream byte, once the response started
   bool force_new_connection_ = false;
+  uint32_t sticky_backend_ = UINT32_MAX;  // the backend the request's sticky cookie names
   int64_t idle_deadline_ms_ = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -50,6 +51,10 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
     options_.workers = std::max(1u, std::thread::hardware_concurrency());
   }
   signal_handler_.server = this;
+  // The key of sticky-session tokens: one per process, the same for every generation.
+  if (::getrandom(&sticky_secret_, sizeof sticky_secret_, 0) != sizeof sticky_secret_) {
+    sticky_secret_ = static_cast<uint64_t>(base::monotonic_ns()) ^ static_cast<uint64_t>(getpid());
+  }
 }
 
 Server::~Server() {
@@ -99,7 +104,7 @@ base::Status Server::start() {
 }
 
 base::Status Server::publish(const config::Config& config, bool announce) {
-  auto compiled = config::compile(config, generation_ + 1, &monitor_->table());
+  auto compiled = config::compile(config, generation_ + 1, &monitor_->table(), sticky_secret_);
   if (!compiled.ok()) return compiled.take_error();
   const auto& snap = compiled->snapshot;
 

@@ -62,6 +62,7 @@ class Server {
   SignalHandler signal_handler_;
   std::unique_ptr<net::Timer> drain_poll_;
   bool draining_ = false;
+  uint64_t sticky_secret_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   uint64_t generation_ = 0;
   std::map<std::string, int> bound_;  // listener key -> fd of worker 0's socket (owned there)

@@ -1,5 +1,7 @@
 #include "snapshot/snapshot.h"
 
+#include "base/hash.h"
+
 namespace fulcrum::snapshot {
 
 std::string_view to_string(Health h) {
@@ -16,6 +18,14 @@ std::string_view to_string(Health h) {
 
 std::string_view backend_status(uint32_t weight, Health h) {
   return weight == 0 ? "draining" : to_string(h);
+}
+
+std::string sticky_token(uint64_t secret, uint64_t backend_id) {
+  uint64_t h = base::mix64(base::mix64(secret ^ 0x5ca1ab1e5eedULL) ^ backend_id);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (size_t i = 0; i < 16; ++i) out[i] = kHex[(h >> (60 - 4 * i)) & 0xf];
+  return out;
 }
 
 std::string health_key(std::string_view lb_name, std::string_view listener_id,

@@ -31,6 +31,11 @@ std::string_view backend_status(uint32_t weight, Health h);
 // The health of every (listener, backend) pair, keyed by health_key(). Kept by the control
 // plane's health monitor, read by config::compile. [control]
 using HealthTable = std::unordered_map<std::string, Health>;
+// A sticky-session token names a backend without revealing it: 16 hex digits of a hash of the
+// backend's id keyed with a secret the process chose (a client cannot tell which token belongs to
+// which address).
+std::string sticky_token(uint64_t secret, uint64_t backend_id);
+
 std::string health_key(std::string_view lb_name, std::string_view listener_id,
                        std::string_view backend_name);
 
@@ -71,7 +76,14 @@ struct HttpTarget {
   std::shared_ptr<const ServerGroup> group;  // null for a redirect
   std::vector<Health> health;                // index-aligned with group->backends
   std::shared_ptr<const balance::Table> table;
-  std::string redirect;  // absolute URL or path: answered with 302 Location
+  std::string redirect;                    // absolute URL or path: answered with 302 Location
+  std::vector<std::string> sticky_tokens;  // per backend, when the listener has sticky sessions
+};
+
+struct StickySession {
+  enum class Type : uint8_t { kNone, kInsert, kServer } type = Type::kNone;
+  int64_t cookie_timeout_s = 0;  // kInsert: Max-Age of the SERVERID cookie
+  std::string cookie;            // kServer: the backend's cookie, prefixed with the token
 };
 
 struct XForwarded {
@@ -108,6 +120,7 @@ struct Listener {
   int64_t request_timeout_ms = 60000;        // no response head by then: 504
   XForwarded x_forwarded;
   std::string lb_address;  // for SLB-IP
+  StickySession sticky;
 };
 
 struct Snapshot {

@@ -288,6 +288,102 @@ class HttpListenerTest(unittest.TestCase):
         self.assertLessEqual(connections, 3, stats)
 
 
+class StickySessionTest(unittest.TestCase):
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanup):
+            fn()
+
+    def get(self, port, path="/", cookie=None):
+        extra = f"Cookie: {cookie}\r\n".encode() if cookie else b""
+        return request(port, path, extra=extra)
+
+    def test_insert_cookie_keeps_a_client_on_its_backend(self):
+        backends = [h.Echo(n, http=True) for n in "abc"]
+        for e in backends:
+            self.cleanup.append(e.stop)
+        port = h.free_port()
+        text = http_yaml({"app": [e.port for e in backends]}, port,
+                         extra="sticky_session: {type: insert, cookie_timeout: 600}")
+        f = h.Fulcrumd(text, workers=2)
+        self.cleanup.append(f.stop)
+        status, headers, body = self.get(port)
+        first = body.decode().strip()
+        cookie = headers["set-cookie"]
+        m = re.match(r"SERVERID=([0-9a-f]{16}); Max-Age=600; Path=/; HttpOnly$", cookie)
+        self.assertTrue(m, cookie)
+        token = m.group(1)
+        self.assertNotIn(str(backends[0].port), token)
+        for _ in range(12):  # rr would move it; the cookie does not (over both workers)
+            status, headers, body = self.get(port, cookie=f"a=1; SERVERID={token}; b=2")
+            self.assertEqual(body.decode().strip(), first)
+            self.assertNotIn("set-cookie", headers)  # already where the cookie says
+        # The backend sees the client's other cookies, never Fulcrum's.
+        _, _, echoed = self.get(port, "/echo", cookie=f"a=1; SERVERID={token}; b=2")
+        self.assertIn(b"\nCookie: a=1; b=2\n", echoed)
+        self.assertNotIn(b"SERVERID", echoed)
+        # An unknown token is ignored, and the client gets a fresh cookie.
+        _, headers, _ = self.get(port, cookie="SERVERID=0000000000000000")
+        self.assertIn("set-cookie", headers)
+        # Its backend drained (weight 0): the client moves, with a new cookie.
+        index = "abc".index(first)
+        f.reload(text.replace(f"port: {backends[index].port}}}",
+                              f"port: {backends[index].port}, weight: 0}}"))
+        _, headers, body = self.get(port, cookie=f"SERVERID={token}")
+        self.assertNotEqual(body.decode().strip(), first)
+        self.assertNotEqual(headers["set-cookie"].split(";")[0], f"SERVERID={token}")
+
+    def test_server_cookie_is_prefixed_and_followed(self):
+        import http.server
+
+        def backend(name):
+            class Handler(http.server.BaseHTTPRequestHandler):
+                protocol_version = "HTTP/1.1"
+
+                def do_GET(self):
+                    got = self.headers.get("Cookie", "")
+                    body = f"{name} {got}\n".encode()
+                    self.send_response(200)
+                    if not got:
+                        self.send_header("Set-Cookie", f"JSESSIONID={name}-session; Path=/")
+                    self.send_header("Set-Cookie", "other=1")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+                def log_message(self, *args):
+                    pass
+
+            srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            t = threading.Thread(target=srv.serve_forever, daemon=True)
+            t.start()
+            self.cleanup.append(lambda: (srv.shutdown(), srv.server_close()))
+            return srv.server_address[1]
+
+        ports = [backend("x"), backend("y")]
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": ports}, port,
+                                 extra="sticky_session: {type: server, cookie: JSESSIONID}"),
+                       workers=2)
+        self.cleanup.append(f.stop)
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            raw = h.recv_all(s)
+        cookies = re.findall(rb"Set-Cookie: ([^\r]*)", raw)
+        self.assertEqual(len(cookies), 2, raw)
+        m = re.match(rb"JSESSIONID=([0-9a-f]{16})~([xy])-session; Path=/$", cookies[0])
+        self.assertTrue(m, cookies)
+        self.assertEqual(cookies[1], b"other=1")  # other cookies pass untouched
+        token, name = m.group(1).decode(), m.group(2).decode()
+        for _ in range(10):
+            _, _, body = request(port, "/", extra=f"Cookie: JSESSIONID={token}~{name}-session"
+                                                  f"\r\n".encode())
+            # The backend gets its own value back, without the prefix.
+            self.assertEqual(body.decode().strip(), f"{name} JSESSIONID={name}-session")
+
+
 class HttpFaultMixTest(unittest.TestCase):
     """TESTING.md invariant 1: every response belongs to its own request, whatever goes wrong."""
 

@@ -68,6 +68,14 @@ TEST(BackendStatus, WeightZeroIsDrainingWhateverItsHealth) {
   EXPECT_EQ(backend_status(1, Health::kHealthy), "healthy");
 }
 
+TEST(StickyToken, StableHexPerSecretAndBackend) {
+  EXPECT_EQ(sticky_token(1, 42), sticky_token(1, 42));
+  EXPECT_NE(sticky_token(1, 42), sticky_token(2, 42));
+  EXPECT_NE(sticky_token(1, 42), sticky_token(1, 43));
+  EXPECT_EQ(sticky_token(7, 9).size(), 16u);
+  EXPECT_EQ(sticky_token(7, 9).find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
 TEST(RouteTable, EmptyTableMatchesNothing) {
   RouteTable t({});
   EXPECT_EQ(t.match("a", "/"), nullptr);
