@@ -34,18 +34,20 @@ bool iequals(std::string_view a, std::string_view b) {
 // Reads what is available from `fd` into `out`, up to `cap` bytes in `out`. Returns kDrained,
 // kFull (stopped at the cap: more may be waiting, and no new edge will say so), kEof or kFailed.
 enum ReadResult { kDrained, kFull, kEof, kFailed };
-ReadResult read_into(int fd, std::string& out, size_t cap) {
+// `hangup_seen`: epoll reported RDHUP/HUP/ERR for this socket. Without it, a short read means the
+// socket is empty (the next arrival raises a new edge) and the recv that would say EAGAIN is
+// skipped; with it, reading goes on, because the FIN behind the bytes raises no further edge.
+ReadResult read_into(int fd, std::string& out, size_t cap, bool hangup_seen) {
+  char chunk[kReadChunk];  // recv here and append: no zero-filling of a larger string per read
   for (;;) {
     if (out.size() >= cap) return kFull;
-    size_t old = out.size();
-    out.resize(old + kReadChunk);
-    ssize_t n = ::recv(fd, out.data() + old, kReadChunk, 0);
+    size_t room = std::min(kReadChunk, cap - out.size());
+    ssize_t n = ::recv(fd, chunk, room, 0);
     if (n > 0) {
-      out.resize(old + static_cast<size_t>(n));
-      if (static_cast<size_t>(n) < kReadChunk) return kDrained;  // a new arrival is a new edge
+      out.append(chunk, static_cast<size_t>(n));
+      if (static_cast<size_t>(n) < room && !hangup_seen) return kDrained;
       continue;
     }
-    out.resize(old);
     if (n == 0) return kEof;
     if (errno == EINTR) continue;
     return would_block(errno) ? kDrained : kFailed;
@@ -164,6 +166,7 @@ void HttpSession::close(bool reset) {
 
 void HttpSession::on_client_io(uint32_t events) {
   if (phase_ == Phase::kClosed) return;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) client_hangup_ = true;
   if (phase_ == Phase::kTunnel) {
     relay_tunnel();
     return;
@@ -183,7 +186,8 @@ bool HttpSession::read_client() {
     client_in_.clear();
     client_in_used_ = 0;
   }
-  ReadResult r = read_into(client_fd_.get(), client_in_, client_in_used_ + kMaxBuffered);
+  ReadResult r =
+      read_into(client_fd_.get(), client_in_, client_in_used_ + kMaxBuffered, client_hangup_);
   if (r == kFailed) {
     close(true);
     return false;
@@ -446,6 +450,7 @@ void HttpSession::connect_upstream() {
     force_new_connection_ = false;
     if (fd) {
       upstream_fd_ = std::move(fd);
+      upstream_hangup_ = false;
       upstream_reused_ = true;
       if (ctx_.loop.modify(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
         on_upstream_connected();
@@ -464,6 +469,7 @@ void HttpSession::connect_upstream() {
       continue;
     }
     upstream_fd_ = std::move(*fresh);
+    upstream_hangup_ = false;
     net::set_nodelay(upstream_fd_.get());
     if (!ctx_.loop.add(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
       release_upstream(false);
@@ -540,6 +546,7 @@ bool HttpSession::flush_upstream() {
 
 void HttpSession::on_upstream_io(uint32_t events) {
   if (phase_ == Phase::kClosed || !upstream_fd_) return;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_hangup_ = true;
   if (phase_ == Phase::kTunnel) {
     relay_tunnel();
     return;
@@ -573,7 +580,8 @@ void HttpSession::on_upstream_io(uint32_t events) {
       upstream_in_used_ = 0;
     }
     size_t had = upstream_in_.size();
-    r = read_into(upstream_fd_.get(), upstream_in_, upstream_in_used_ + kMaxBuffered);
+    r = read_into(upstream_fd_.get(), upstream_in_, upstream_in_used_ + kMaxBuffered,
+                  upstream_hangup_);
     if (upstream_in_.size() > had) last_activity_ms_ = ctx_.loop.now_ms();
     if (r == kFailed) {
       upstream_failed(errno, "recv");
@@ -590,6 +598,10 @@ void HttpSession::on_upstream_io(uint32_t events) {
     }
     http::Step step = response_parser_.finish();
     if (step == http::Step::kDone) {
+      // The end of a body that ran until close: re-framed for the client, it needs its end too.
+      if (response_framing_ == http::Framing::kChunked) {
+        http::write_last_chunk({}, &client_out_);
+      }
       response_done_ = true;
       finish_exchange();
     } else if (!response_started_) {
@@ -740,8 +752,8 @@ void HttpSession::relay_tunnel() {
   auto ended = [](ReadResult r) { return r == kEof || r == kFailed; };
   bool done = false;
   for (int round = 0; round < 64 && !done; ++round) {  // bounded: other sessions get a turn
-    ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered);
-    ReadResult from_upstream = read_into(upstream_fd_.get(), client_out_, kMaxBuffered);
+    ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered, true);
+    ReadResult from_upstream = read_into(upstream_fd_.get(), client_out_, kMaxBuffered, true);
     done = ended(from_client) || ended(from_upstream) ||
            !write_from(upstream_fd_.get(), upstream_out_) ||
            !write_from(client_fd_.get(), client_out_);

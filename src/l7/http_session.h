@@ -88,6 +88,8 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   bool draining_ = false;
   bool client_eof_ = false;
   bool client_more_ = false;      // the last read stopped at the buffer cap
+  bool client_hangup_ = false;    // epoll reported a hangup on the client socket
+  bool upstream_hangup_ = false;  // ... on the current upstream socket
   bool upstream_paused_ = false;  // upstream reading stopped because client_out_ is full
 
   http::RequestParser request_parser_;

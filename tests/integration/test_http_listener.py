@@ -64,13 +64,20 @@ def read_response(s):
         return status, headers, rest[:n], rest[n:]
     if headers.get("transfer-encoding") == "chunked":
         body = b""
+
+        def more():
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed inside a chunked body")
+            return chunk
+
         while True:
             while b"\r\n" not in rest:
-                rest += s.recv(65536)
+                rest += more()
             size_line, _, rest = rest.partition(b"\r\n")
             size = int(size_line, 16)
             while len(rest) < size + 2:
-                rest += s.recv(65536)
+                rest += more()
             body += rest[:size]
             rest = rest[size + 2:]
             if size == 0:
@@ -240,6 +247,32 @@ class HttpListenerTest(unittest.TestCase):
         status, _, _ = request(port, "/")
         t.join(timeout=10)
         self.assertEqual(status, 502)
+
+    def test_body_until_close_with_the_fin_in_the_same_segment(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.cleanup.append(srv.close)
+        port = h.free_port()
+        self.fulcrumd(http_yaml({"app": [srv.getsockname()[1]]}, port,
+                                extra="request_timeout: 10"), workers=1)
+
+        def serve():
+            conn, _ = srv.accept()
+            conn.recv(65536)
+            # No length: the body runs until close, and the FIN follows the bytes at once.
+            conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil-close body")
+            conn.shutdown(socket.SHUT_WR)
+            conn.close()
+
+        t = threading.Thread(target=serve)
+        t.start()
+        started = time.monotonic()
+        status, headers, body = request(port, "/")
+        t.join(timeout=10)
+        self.assertEqual((status, body), (200, b"until-close body"))
+        self.assertEqual(headers.get("transfer-encoding"), "chunked")  # re-framed for HTTP/1.1
+        self.assertLess(time.monotonic() - started, 2)
 
     def test_request_timeout_is_504(self):
         a = self.echo("a")
