@@ -24,197 +24,23 @@ import hashlib
 import json
 import os
 import platform
-import re
-import resource
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_FULCRUMD = REPO / "build/release/cmd/fulcrumd/fulcrumd"
-LOOPBACK = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
+    CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, REPO, Procs, cpu_times, free_port, git_rev,
+    haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, ratio, rss_kb, run_client,
+    run_wrk as _run_wrk, set_program, start_nginx, thread_count, tool_version, wait_listening)
+
+set_program("l4_peers")
 TARGETS = ("direct", "fulcrum", "haproxy")
 SCENARIOS = ("bulk", "bulk-rev", "short")
-NGINX_BODY = "hello from nginx\n"
-
-
-def log(msg: str) -> None:
-    print(f"[l4_peers {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Processes: each one is registered, and stopped by its pid (terminate, wait, kill).
-
-
-class Procs:
-    """Every long-running process this script starts; stop() ends them by pid, newest first."""
-
-    def __init__(self) -> None:
-        self._procs: list[tuple[str, subprocess.Popen]] = []
-
-    def start(self, name: str, argv: list[str], log_path: Path, **kw) -> subprocess.Popen:
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, **kw)
-        self._procs.append((name, proc))
-        log(f"started {name} pid {proc.pid}: {' '.join(argv)}")
-        return proc
-
-    def stop(self, proc: subprocess.Popen, timeout: float = 5.0) -> None:
-        for name, p in self._procs:
-            if p is proc:
-                stop_pid(proc, timeout)
-                log(f"stopped {name} pid {proc.pid} (exit {proc.returncode})")
-        self._procs = [(n, p) for n, p in self._procs if p is not proc]
-
-    def stop_all(self) -> None:
-        while self._procs:
-            name, proc = self._procs.pop()
-            stop_pid(proc, 5.0)
-            log(f"stopped {name} pid {proc.pid} (exit {proc.returncode})")
-
-
-def stop_pid(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, wait up to `timeout`, then SIGKILL and wait: the process is gone afterwards."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=timeout)
-    except ProcessLookupError:
-        pass
-
-
-def run_client(argv: list[str], timeout: float) -> tuple[int, str, str]:
-    """Runs a load generator to completion (bounded by `timeout`), returns (rc, stdout, stderr)."""
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        return -1, "", f"timed out after {timeout:.0f} s"
-    finally:
-        if proc.poll() is None:
-            stop_pid(proc, 3.0)
-            proc.communicate()
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen, log_path: Path, what: str,
-                   timeout: float = 10.0, marker: str | None = None) -> None:
-    """Waits until `port` accepts a connection (and `marker` is in the log, when given)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log_path)}")
-        if marker is None or marker in log_path.read_text(errors="replace"):
-            try:
-                with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} not listening on {port} after {timeout:.0f} s:\n{tail(log_path)}")
-
-
-def tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(utime, stime) of the whole process (every thread), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    fields = stat[stat.rindex(")") + 2:].split()  # fields from 3 (state) on
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14 and 15
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return ""
-
-
-def rss_kb(pid: int) -> dict:
-    """VmRSS and VmHWM (peak) of a process, in KiB."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    out[line.split(":")[0].lower() + "_kb"] = int(line.split()[1])
-    except OSError:
-        pass
-    return out
-
-
-def thread_count(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return 0
-
-
-def raise_fd_limit(want: int = 262144) -> int:
-    """Raises RLIMIT_NOFILE as far as allowed (children inherit it); returns the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for new_hard in (max(hard, want), hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, new_hard), new_hard))
-            break
-        except (ValueError, OSError):
-            continue
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def haproxy_maxconn(fd_limit: int) -> int:
-    """100000, or what the descriptor limit allows: HAProxy refuses to start when maxconn needs
-    more descriptors than it may open (2 per connection + maxconn/4 splice pipes of 2 each)."""
-    return max(1000, min(100000, int((fd_limit - 1000) / 2.5)))
-
-
-def tool_version(argv: list[str]) -> str:
-    try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=10)
-        text = (r.stdout + r.stderr).strip().splitlines()
-        return text[0] if text else ""
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-def git_rev() -> str:
-    try:
-        r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                           capture_output=True, text=True, timeout=10)
-        return r.stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,38 +53,6 @@ def start_iperf3_server(procs: Procs, tmp: Path) -> tuple[int, subprocess.Popen]
     proc = procs.start("iperf3 -s", ["iperf3", "-s", "-B", LOOPBACK, "-p", str(port)], log_path)
     wait_listening(port, proc, log_path, "iperf3 server")
     time.sleep(0.2)  # the probe connection above must be gone before the first test
-    return port, proc
-
-
-def start_nginx(procs: Procs, tmp: Path) -> tuple[int, subprocess.Popen]:
-    port = free_port()
-    prefix = tmp / "nginx"
-    prefix.mkdir()
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""{user}worker_processes 1;
-worker_rlimit_nofile 65536;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type text/plain;
-    server {{
-        listen {LOOPBACK}:{port} backlog=4096;
-        location / {{ return 200 "{NGINX_BODY.strip()}\\n"; }}
-    }}
-}}
-""")
-    log_path = prefix / "stdout.log"
-    proc = procs.start("nginx", ["nginx", "-p", str(prefix), "-c", str(conf), "-e",
-                                 str(prefix / "error.log"), "-g", "daemon off;"], log_path)
-    wait_listening(port, proc, log_path, "nginx")
     return port, proc
 
 
@@ -362,37 +156,8 @@ def run_iperf3(port: int, seconds: int, reverse: bool) -> dict:
     return {"value": None, "error": last_error, "errors": 1}
 
 
-_WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def _wrk_ms(text: str) -> float | None:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    return float(m.group(1)) * _WRK_UNITS[m.group(2)] if m else None
-
-
 def run_wrk(port: int, seconds: int) -> dict:
-    argv = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency", "-H", "Connection: close",
-            f"http://{LOOPBACK}:{port}/"]
-    rc, out, err = run_client(argv, timeout=seconds + 30)
-    m_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    m_req = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
-    if rc != 0 or not m_rps or not m_req:
-        return {"value": None, "error": (err.strip() or out.strip() or f"exit {rc}")[-500:],
-                "errors": 1}
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    socket_errors = dict(zip(("connect", "read", "write", "timeout"),
-                             (int(x) for x in sock.groups()))) if sock else {}
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    latency = {}
-    for pct in ("50", "99"):
-        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
-        if m:
-            latency[f"p{pct}_ms"] = _wrk_ms(m.group(1))
-    requests = int(m_req.group(1))
-    return {"value": float(m_rps.group(1)), "units_done": requests, "requests": requests,
-            "socket_errors": socket_errors, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "errors": sum(socket_errors.values()) + (int(non2xx.group(1)) if non2xx else 0),
-            "latency_saturated": latency}
+    return _run_wrk(port, seconds, headers=("Connection: close",))
 
 
 def measure(scenario: str, port: int, seconds: int, proxy: subprocess.Popen | None) -> dict:
@@ -435,18 +200,6 @@ TITLES = {
     "bulk-rev": "L4 TCP bulk, server → client (iperf3 -c -R)",
     "short": "L4 TCP short connections (wrk -t1 -c50, Connection: close, NGINX backend)",
 }
-
-
-def med_range(values: list[float]) -> dict | None:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "n": len(values)}
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 def summarise(samples: dict[str, list[dict]]) -> dict:
