@@ -158,6 +158,7 @@ void HttpSession::close(bool reset) {
   if (reset && client_fd_) net::set_linger_reset(client_fd_.get());
   client_fd_.reset();
   release_upstream(false);
+  unpark();  // a clean connection: others can use it
   ctx_.sessions.remove(this);
   ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
 }
@@ -445,6 +446,16 @@ void HttpSession::connect_upstream() {
     ++ts.active[index];
     // A pooled connection first (only for a request that can be sent again if it turns out to
     // be dead); else a new one.
+    // The connection this client's previous request used, if it goes to the same backend: no
+    // epoll change at all. Otherwise it goes to the pool for others.
+    if (parked_fd_ && parked_backend_id_ == backend.id && !force_new_connection_) {
+      upstream_fd_ = std::move(parked_fd_);
+      upstream_hangup_ = false;
+      upstream_reused_ = true;
+      on_upstream_connected();
+      return;
+    }
+    unpark();
     net::UniqueFd fd;
     if (!force_new_connection_) fd = ctx_.pool.take(backend.id);
     force_new_connection_ = false;
@@ -545,7 +556,11 @@ bool HttpSession::flush_upstream() {
 }
 
 void HttpSession::on_upstream_io(uint32_t events) {
-  if (phase_ == Phase::kClosed || !upstream_fd_) return;
+  if (phase_ == Phase::kClosed) return;
+  if (!upstream_fd_) {
+    if (parked_fd_) check_parked();
+    return;
+  }
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_hangup_ = true;
   if (phase_ == Phase::kTunnel) {
     relay_tunnel();
@@ -736,8 +751,11 @@ void HttpSession::release_upstream(bool reusable) {
   }
   if (upstream_fd_) {
     if (reusable) {
-      const auto& backend = state_->config->targets[target_].group->backends[backend_];
-      ctx_.pool.put(backend.id, std::move(upstream_fd_));
+      // Kept by this session for the client's next request (most go to the same backend); it
+      // stays registered with this session's handler.
+      unpark();
+      parked_backend_id_ = state_->config->targets[target_].group->backends[backend_].id;
+      parked_fd_ = std::move(upstream_fd_);
     } else {
       ctx_.loop.remove(upstream_fd_.get());
       upstream_fd_.reset();
@@ -745,6 +763,20 @@ void HttpSession::release_upstream(bool reusable) {
   }
   backend_ = UINT32_MAX;
   upstream_out_.clear();
+}
+
+void HttpSession::unpark() {
+  if (parked_fd_) ctx_.pool.put(parked_backend_id_, std::move(parked_fd_));
+}
+
+void HttpSession::check_parked() {
+  // Readiness on a parked connection: the backend closed it, or sent bytes nobody asked for. A
+  // spurious wake-up (nothing to read) keeps it.
+  char byte;
+  ssize_t n = ::recv(parked_fd_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0 && would_block(errno)) return;
+  ctx_.loop.remove(parked_fd_.get());
+  parked_fd_.reset();
 }
 
 void HttpSession::relay_tunnel() {

@@ -73,6 +73,8 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   void release_upstream(bool reusable);
   void arm_timer();
   void relay_tunnel();
+  void unpark();
+  void check_parked();
 
   HttpContext& ctx_;
   std::shared_ptr<std::shared_ptr<HttpListenerState>> listener_;
@@ -124,6 +126,10 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   int64_t last_activity_ms_ = 0;  // last upstream byte, once the response started
   bool force_new_connection_ = false;
   uint32_t sticky_backend_ = UINT32_MAX;  // the backend the request's sticky cookie names
+  // A clean keep-alive connection kept between this client's requests (registered with
+  // upstream_side_), and the backend it leads to.
+  net::UniqueFd parked_fd_;
+  uint64_t parked_backend_id_ = 0;
   int64_t idle_deadline_ms_ = 0;
 };
 
