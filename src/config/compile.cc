@@ -114,6 +114,7 @@ void compile_http(const LoadBalancer& lb, const Listener& l,
   sl.x_forwarded = {l.x_forwarded.proto, l.x_forwarded.port, l.x_forwarded.lb_id,
                     l.x_forwarded.lb_ip};
   sl.lb_address = lb.address;
+  sl.gzip = l.gzip;
   if (l.sticky_session) {
     sl.sticky.type = l.sticky_session->type == "insert" ? snapshot::StickySession::Type::kInsert
                                                         : snapshot::StickySession::Type::kServer;

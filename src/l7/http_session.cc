@@ -10,6 +10,7 @@
 #include "base/hash.h"
 #include "base/log.h"
 #include "l7/cookies.h"
+#include "l7/gzip.h"
 
 namespace fulcrum::l7 {
 
@@ -288,6 +289,16 @@ void HttpSession::on_request_head() {
   request_framing_ = http::request_framing(head);
   request_body_done_ = !head.has_body();
   request_sent_any_ = response_started_ = response_done_ = false;
+  accept_encoding_.clear();
+  gzip_.reset();
+  if ((*listener_)->config->gzip) {
+    for (const http::Header& h : head.headers) {
+      if (iequals(h.name, "accept-encoding")) {
+        if (!accept_encoding_.empty()) accept_encoding_ += ", ";
+        accept_encoding_.append(h.value);
+      }
+    }
+  }
   request_deadline_ms_ = ctx_.loop.now_ms() + cfg.request_timeout_ms;
 
   // Route by Host and path (without the query).
@@ -614,6 +625,7 @@ void HttpSession::on_upstream_io(uint32_t events) {
     http::Step step = response_parser_.finish();
     if (step == http::Step::kDone) {
       // The end of a body that ran until close: re-framed for the client, it needs its end too.
+      finish_gzip();
       if (response_framing_ == http::Framing::kChunked) {
         http::write_last_chunk({}, &client_out_);
       }
@@ -671,27 +683,57 @@ void HttpSession::process_upstream_input() {
           if (!rewritten.empty()) remove.push_back("set-cookie");
         }
         for (const std::string& v : rewritten) add.push_back({"Set-Cookie", v});
-        options.edits = http::HeaderEdits{remove, add};
       }
+      // gzip: the length is unknown once compressed (chunked, or until close for HTTP/1.0);
+      // a strong ETag no longer describes these bytes.
+      http::ResponseHead gzipped;
+      const http::ResponseHead* out_head = &head;
+      std::string weak_etag;
+      if (cfg.gzip && !head.informational() && should_gzip(accept_encoding_, method_, head)) {
+        gzip_ = std::make_unique<GzipEncoder>();
+        if (gzip_->ok()) {
+          gzipped = head;
+          gzipped.content_length.reset();
+          out_head = &gzipped;
+          add.push_back({"Content-Encoding", "gzip"});
+          add.push_back({"Vary", "Accept-Encoding"});
+          for (const http::Header& hd : head.headers) {
+            if (iequals(hd.name, "etag") && hd.value.starts_with("\"")) {
+              weak_etag = "W/" + std::string(hd.value);
+              remove.push_back("etag");
+              add.push_back({"ETag", weak_etag});
+            }
+          }
+        } else {
+          gzip_.reset();
+        }
+      }
+      if (!add.empty() || !remove.empty()) options.edits = http::HeaderEdits{remove, add};
       if (!head.informational()) {
         response_started_ = true;
         last_activity_ms_ = ctx_.loop.now_ms();
         arm_timer();
-        response_framing_ = http::response_framing(head, client_minor_);
-        keep_client_ = http::response_keeps_client(head, options);
+        response_framing_ = http::response_framing(*out_head, client_minor_);
+        keep_client_ = http::response_keeps_client(*out_head, options);
         ++ctx_.counters.responses_by_class[std::min<size_t>(head.status / 100, 5)];
       } else if (head.status == 101) {
         response_started_ = true;
         response_framing_ = http::Framing::kNone;
       }
-      http::write_response_head(head, options, &client_out_);
+      http::write_response_head(*out_head, options, &client_out_);
       continue;
     }
     if (step == http::Step::kBody) {
+      std::string_view piece = response_parser_.body();
+      if (gzip_) {
+        gzip_out_.clear();
+        gzip_->write(piece, &gzip_out_);
+        piece = gzip_out_;
+      }
       if (response_framing_ == http::Framing::kChunked) {
-        http::write_chunk(response_parser_.body(), &client_out_);
+        http::write_chunk(piece, &client_out_);
       } else {
-        client_out_.append(response_parser_.body());
+        client_out_.append(piece);
       }
       continue;
     }
@@ -711,6 +753,7 @@ void HttpSession::process_upstream_input() {
       return;
     }
     if (head.informational()) continue;  // 100/103: the final response follows
+    finish_gzip();
     if (response_framing_ == http::Framing::kChunked) {
       http::write_last_chunk(response_parser_.trailers(), &client_out_);
     }
@@ -763,6 +806,18 @@ void HttpSession::release_upstream(bool reusable) {
   }
   backend_ = UINT32_MAX;
   upstream_out_.clear();
+}
+
+void HttpSession::finish_gzip() {
+  if (!gzip_) return;
+  gzip_out_.clear();
+  gzip_->finish(&gzip_out_);
+  gzip_.reset();
+  if (response_framing_ == http::Framing::kChunked) {
+    http::write_chunk(gzip_out_, &client_out_);
+  } else {
+    client_out_.append(gzip_out_);
+  }
 }
 
 void HttpSession::unpark() {

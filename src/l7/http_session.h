@@ -15,6 +15,7 @@
 #include "http/response_parser.h"
 #include "http/serialize.h"
 #include "l7/context.h"
+#include "l7/gzip.h"
 #include "l7/http_listener.h"
 #include "net/address.h"
 #include "net/event_loop.h"
@@ -74,6 +75,7 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   void arm_timer();
   void relay_tunnel();
   void unpark();
+  void finish_gzip();
   void check_parked();
 
   HttpContext& ctx_;
@@ -128,6 +130,9 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   uint32_t sticky_backend_ = UINT32_MAX;  // the backend the request's sticky cookie names
   // A clean keep-alive connection kept between this client's requests (registered with
   // upstream_side_), and the backend it leads to.
+  std::string accept_encoding_;        // the request's, when the listener compresses
+  std::unique_ptr<GzipEncoder> gzip_;  // compressing the response in flight
+  std::string gzip_out_;
   net::UniqueFd parked_fd_;
   uint64_t parked_backend_id_ = 0;
   int64_t idle_deadline_ms_ = 0;

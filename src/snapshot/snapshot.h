@@ -121,6 +121,7 @@ struct Listener {
   XForwarded x_forwarded;
   std::string lb_address;  // for SLB-IP
   StickySession sticky;
+  bool gzip = true;  // compress text responses for clients that accept gzip
 };
 
 struct Snapshot {

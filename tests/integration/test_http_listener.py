@@ -417,6 +417,81 @@ class StickySessionTest(unittest.TestCase):
             self.assertEqual(body.decode().strip(), f"{name} JSESSIONID={name}-session")
 
 
+class GzipTest(unittest.TestCase):
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanup):
+            fn()
+
+    def backend(self):
+        import http.server
+        page = ("<html>" + "hello fulcrum " * 800 + "</html>").encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                kind = "application/octet-stream" if self.path == "/bin" else "text/html"
+                self.send_response(200)
+                self.send_header("Content-Type", kind + "; charset=utf-8")
+                self.send_header("ETag", '"v1"')
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        self.cleanup.append(lambda: (srv.shutdown(), srv.server_close()))
+        return srv.server_address[1], page
+
+    def test_text_is_compressed_for_clients_that_accept_gzip(self):
+        import gzip
+        bport, page = self.backend()
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": [bport]}, port), workers=1)
+        self.cleanup.append(f.stop)
+        status, headers, body = request(port, "/", extra=b"Accept-Encoding: br, gzip;q=0.8\r\n")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-encoding"], "gzip")
+        self.assertEqual(headers["transfer-encoding"], "chunked")
+        self.assertNotIn("content-length", headers)
+        self.assertEqual(headers["vary"], "Accept-Encoding")
+        self.assertEqual(headers["etag"], 'W/"v1"')
+        self.assertEqual(gzip.decompress(body), page)
+        self.assertLess(len(body), len(page) // 5)
+        # curl, as a user would.
+        out = subprocess.run(["curl", "-s", "--compressed", f"http://127.0.0.1:{port}/"],
+                             capture_output=True, timeout=10)
+        self.assertEqual(out.stdout, page)
+        # Not asked for, refused (q=0), or not text: passed through as it is.
+        for extra, path in ((b"", "/"), (b"Accept-Encoding: gzip;q=0\r\n", "/"),
+                            (b"Accept-Encoding: gzip\r\n", "/bin")):
+            status, headers, body = request(port, path, extra=extra)
+            self.assertNotIn("content-encoding", headers)
+            self.assertEqual((headers["content-length"], body), (str(len(page)), page))
+        # An HTTP/1.0 client gets the compressed body until close.
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+            raw = h.recv_all(s)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Encoding: gzip", head)
+        self.assertEqual(gzip.decompress(body), page)
+
+    def test_gzip_off(self):
+        bport, page = self.backend()
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": [bport]}, port, extra="gzip: false"), workers=1)
+        self.cleanup.append(f.stop)
+        status, headers, body = request(port, "/", extra=b"Accept-Encoding: gzip\r\n")
+        self.assertNotIn("content-encoding", headers)
+        self.assertEqual(body, page)
+
+
 class HttpFaultMixTest(unittest.TestCase):
     """TESTING.md invariant 1: every response belongs to its own request, whatever goes wrong."""
 
