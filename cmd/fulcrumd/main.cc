@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("-w,--workers", options.workers, "worker threads (default: one per CPU)")
       ->check(CLI::Range(0, 256));
+  app.add_option("--access-log", options.access_log,
+                 "file for the access log of HTTP listeners with access_log: true (- = stdout)");
   app.add_option("--log-level", log_level, "debug|info|warn|error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_flag("--check", check_only, "validate --config and exit (0 = valid)");

@@ -115,6 +115,7 @@ void compile_http(const LoadBalancer& lb, const Listener& l,
                     l.x_forwarded.lb_ip};
   sl.lb_address = lb.address;
   sl.gzip = l.gzip;
+  sl.access_log = l.access_log;
   if (l.sticky_session) {
     sl.sticky.type = l.sticky_session->type == "insert" ? snapshot::StickySession::Type::kInsert
                                                         : snapshot::StickySession::Type::kServer;
@@ -185,6 +186,11 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
         return base::Error::config(path + ".protocol", std::string(to_string(l.protocol)) +
                                                            " listeners are not available in "
                                                            "this version (tcp and http only)");
+      }
+      if (l.access_log && l.protocol == Protocol::kTcp) {
+        return base::Error::config(path + ".access_log",
+                                   "access logs of tcp listeners are not available in this "
+                                   "version (http only)");
       }
       if (l.redirect_to_https) {
         return base::Error::config(path + ".redirect_to_https",

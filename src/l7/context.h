@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
+#include "l7/access_log.h"
 #include "l7/upstream_pool.h"
 #include "net/event_loop.h"
 #include "net/intrusive_list.h"
@@ -47,6 +49,7 @@ struct HttpContext {
   HttpCounters counters;
   HttpSessionList sessions;
   bool draining = false;
+  std::unique_ptr<AccessLog> access_log;  // null: no access log sink
   // Passive health detection, as l4::WorkerContext::on_backend_failure.
   std::function<void(const snapshot::Listener&, const snapshot::Backend&, int error)>
       on_backend_failure;

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/hash.h"
 #include "base/log.h"
 #include "l7/cookies.h"
@@ -215,6 +216,7 @@ void HttpSession::process_client_input() {
       size_t used = 0;
       http::Step step = request_parser_.feed(data, &used);
       client_in_used_ += used;
+      bytes_in_ += used;
       if (step == http::Step::kNeedMore) {
         if (client_more_) continue;
         break;
@@ -289,6 +291,16 @@ void HttpSession::on_request_head() {
   request_framing_ = http::request_framing(head);
   request_body_done_ = !head.has_body();
   request_sent_any_ = response_started_ = response_done_ = false;
+  logging_ = cfg.access_log && ctx_.access_log;
+  if (logging_) {
+    request_start_ns_ = base::monotonic_ns();
+    response_head_ns_ = 0;
+    bytes_out_ = 0;
+    log_method_.assign(head.method_text);
+    log_host_.assign(head.host);
+    log_path_.assign(head.path);
+    log_backend_.clear();
+  }
   accept_encoding_.clear();
   gzip_.reset();
   if ((*listener_)->config->gzip) {
@@ -330,6 +342,7 @@ void HttpSession::on_request_head() {
   xff += peer_ip_;
   bool add_request_id = request_id.empty();
   if (add_request_id) request_id = new_request_id(reinterpret_cast<uintptr_t>(this));
+  if (logging_) log_request_id_ = request_id;
   std::string port = std::to_string(cfg.bind.port());
   std::vector<http::Header> add = {{"X-Forwarded-For", xff}};
   if (add_request_id) add.push_back({"X-Request-Id", request_id});
@@ -383,6 +396,7 @@ void HttpSession::answer_redirect(const std::string& location) {
   client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n";
   client_out_ += client_keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
   ++ctx_.counters.responses_by_class[3];
+  if (logging_) log_request(302);
   keep_client_ = client_keep_alive_;
   request_body_done_ = true;
   response_started_ = true;
@@ -399,6 +413,7 @@ void HttpSession::answer_error(uint16_t status, std::string_view detail) {
     return;
   }
   release_upstream(false);
+  if (logging_) log_request(status);
   std::string body = std::to_string(status) + " " + std::string(http::reason_phrase(status)) +
                      "\n" + std::string(detail) + "\n";
   client_out_ += "HTTP/1.1 " + std::to_string(status) + " " +
@@ -711,6 +726,12 @@ void HttpSession::process_upstream_input() {
       if (!add.empty() || !remove.empty()) options.edits = http::HeaderEdits{remove, add};
       if (!head.informational()) {
         response_started_ = true;
+        if (logging_) {
+          response_head_ns_ = base::monotonic_ns();
+          if (backend_ != UINT32_MAX) {
+            log_backend_ = state_->config->targets[target_].group->backends[backend_].name;
+          }
+        }
         last_activity_ms_ = ctx_.loop.now_ms();
         arm_timer();
         response_framing_ = http::response_framing(*out_head, client_minor_);
@@ -720,7 +741,9 @@ void HttpSession::process_upstream_input() {
         response_started_ = true;
         response_framing_ = http::Framing::kNone;
       }
+      size_t before = client_out_.size();
       http::write_response_head(*out_head, options, &client_out_);
+      bytes_out_ += client_out_.size() - before;
       continue;
     }
     if (step == http::Step::kBody) {
@@ -730,11 +753,13 @@ void HttpSession::process_upstream_input() {
         gzip_->write(piece, &gzip_out_);
         piece = gzip_out_;
       }
+      size_t before = client_out_.size();
       if (response_framing_ == http::Framing::kChunked) {
         http::write_chunk(piece, &client_out_);
       } else {
         client_out_.append(piece);
       }
+      bytes_out_ += client_out_.size() - before;
       continue;
     }
     // kDone
@@ -753,10 +778,12 @@ void HttpSession::process_upstream_input() {
       return;
     }
     if (head.informational()) continue;  // 100/103: the final response follows
+    size_t before = client_out_.size();
     finish_gzip();
     if (response_framing_ == http::Framing::kChunked) {
       http::write_last_chunk(response_parser_.trailers(), &client_out_);
     }
+    bytes_out_ += client_out_.size() - before;
     response_done_ = true;
     finish_exchange();
     return;
@@ -766,6 +793,8 @@ void HttpSession::process_upstream_input() {
 
 void HttpSession::finish_exchange() {
   const http::ResponseHead& head = response_parser_.head();
+  if (logging_) log_request(head.status);
+  bytes_in_ = 0;
   bool reusable = head.keep_alive && !head.body_until_close && request_body_done_ &&
                   upstream_in_used_ == upstream_in_.size() && upstream_out_.empty();
   upstream_in_.clear();
@@ -806,6 +835,31 @@ void HttpSession::release_upstream(bool reusable) {
   }
   backend_ = UINT32_MAX;
   upstream_out_.clear();
+}
+
+void HttpSession::log_request(uint16_t status) {
+  logging_ = false;  // once per request
+  AccessLog& log = *ctx_.access_log;
+  const snapshot::Listener& cfg = state_ ? *state_->config : *(*listener_)->config;
+  int64_t now = base::monotonic_ns();
+  log.begin();
+  log.field("lb", cfg.lb_name);
+  log.field("listener", cfg.id);
+  log.field("client", peer_.to_string());
+  log.field("backend", log_backend_.empty() ? std::string_view("-") : log_backend_);
+  log.field("method", log_method_);
+  log.field("host", log_host_);
+  log.field("path", log_path_);
+  log.field("status", status);
+  log.field("bytes_in", bytes_in_);
+  log.field("bytes_out", bytes_out_);
+  log.field("duration_us", static_cast<uint64_t>((now - request_start_ns_) / 1000));
+  uint64_t upstream_us =
+      response_head_ns_ ? static_cast<uint64_t>((response_head_ns_ - request_start_ns_) / 1000) : 0;
+  log.field("upstream_us", upstream_us);
+  log.field("request_id", log_request_id_);
+  log.end();
+  bytes_in_ = 0;
 }
 
 void HttpSession::finish_gzip() {

@@ -130,6 +130,14 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   uint32_t sticky_backend_ = UINT32_MAX;  // the backend the request's sticky cookie names
   // A clean keep-alive connection kept between this client's requests (registered with
   // upstream_side_), and the backend it leads to.
+  // Access log of the request in flight (filled only when the listener logs).
+  void log_request(uint16_t status);
+  bool logging_ = false;
+  int64_t request_start_ns_ = 0;
+  int64_t response_head_ns_ = 0;
+  uint64_t bytes_in_ = 0;   // request bytes read from the client
+  uint64_t bytes_out_ = 0;  // response bytes queued for the client
+  std::string log_method_, log_host_, log_path_, log_request_id_, log_backend_;
   std::string accept_encoding_;        // the request's, when the listener compresses
   std::unique_ptr<GzipEncoder> gzip_;  // compressing the response in flight
   std::string gzip_out_;

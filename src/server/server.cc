@@ -94,8 +94,12 @@ base::Status Server::start() {
       monitor_->report_failure(key, error);
     });
   };
+  auto writer = AccessLogWriter::open(options_.access_log);
+  if (!writer.ok()) return writer.take_error();
+  access_log_ = std::move(*writer);
+  auto access = [this](std::string batch) { access_log_->submit(std::move(batch)); };
   for (uint32_t i = 0; i < options_.workers; ++i) {
-    auto w = Worker::create(i, report);
+    auto w = Worker::create(i, report, access);
     if (!w.ok()) return w.take_error();
     workers_.push_back(std::move(*w));
   }

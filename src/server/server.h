@@ -12,6 +12,7 @@
 #include "base/result.h"
 #include "config/model.h"
 #include "net/event_loop.h"
+#include "server/access_log_writer.h"
 #include "server/worker.h"
 
 namespace fulcrum::health {
@@ -21,8 +22,9 @@ class Monitor;
 namespace fulcrum::server {
 
 struct ServerOptions {
-  std::string config_path;  // empty: start with no load balancers
-  uint32_t workers = 0;     // 0: one per CPU
+  std::string config_path;       // empty: start with no load balancers
+  uint32_t workers = 0;          // 0: one per CPU
+  std::string access_log = "-";  // where HTTP listeners with access_log: true write ("-": stdout)
 };
 
 class Server {
@@ -55,6 +57,7 @@ class Server {
   };
 
   ServerOptions options_;
+  std::unique_ptr<AccessLogWriter> access_log_;   // outlives the workers that submit to it
   std::unique_ptr<net::EventLoop> control_loop_;  // signals, health checks, publication
   std::unique_ptr<health::Monitor> monitor_;
   config::Config config_;  // the configuration of the running generation

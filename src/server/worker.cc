@@ -25,13 +25,16 @@ std::string listener_key(const snapshot::Listener& l) {
   return std::string(transport) + " " + l.bind.to_string();
 }
 
-base::Result<std::unique_ptr<Worker>> Worker::create(uint32_t index, FailureReport report) {
+base::Result<std::unique_ptr<Worker>> Worker::create(uint32_t index, FailureReport report,
+                                                     AccessSubmit access) {
   auto loop = net::EventLoop::create();
   if (!loop.ok()) return loop.take_error();
-  return std::unique_ptr<Worker>(new Worker(index, std::move(*loop), std::move(report)));
+  return std::unique_ptr<Worker>(
+      new Worker(index, std::move(*loop), std::move(report), std::move(access)));
 }
 
-Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report)
+Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report,
+               AccessSubmit access)
     : index_(index),
       loop_(std::move(loop)),
       sessions_(std::make_unique<l4::SessionRegistry>()),
@@ -39,6 +42,7 @@ Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureRepo
       http_ctx_(std::make_unique<l7::HttpContext>(*loop_)),
       report_(std::move(report)) {
   ctx_.sessions = sessions_.get();
+  if (access) http_ctx_->access_log = std::make_unique<l7::AccessLog>(*loop_, std::move(access));
   if (report_) {
     ctx_.on_backend_failure = [this](const snapshot::Listener& l, const snapshot::Backend& b,
                                      int error) { on_backend_failure(l, b, error); };

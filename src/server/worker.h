@@ -40,7 +40,10 @@ class Worker {
   // Receives (health key, error) of failures real traffic saw; called on the worker thread, at
   // most once per second per backend and listener.
   using FailureReport = std::function<void(std::string key, std::string error)>;
-  static base::Result<std::unique_ptr<Worker>> create(uint32_t index, FailureReport report = {});
+  // Receives batches of access-log lines; called on the worker thread.
+  using AccessSubmit = std::function<void(std::string batch)>;
+  static base::Result<std::unique_ptr<Worker>> create(uint32_t index, FailureReport report = {},
+                                                      AccessSubmit access = {});
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -61,7 +64,8 @@ class Worker {
   void read_counters(std::function<void(const l4::Counters&)> reply);
 
  private:
-  Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report);
+  Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report,
+         AccessSubmit access);
   void on_backend_failure(const snapshot::Listener& l, const snapshot::Backend& b, int error);
   void check_drained();
   void apply_drain_deadlines();

@@ -122,6 +122,7 @@ struct Listener {
   std::string lb_address;  // for SLB-IP
   StickySession sticky;
   bool gzip = true;  // compress text responses for clients that accept gzip
+  bool access_log = false;
 };
 
 struct Snapshot {

@@ -309,6 +309,47 @@ class HttpListenerTest(unittest.TestCase):
         self.assertEqual(body.decode().strip(),
                          f"{len(payload)} {zlib.crc32(payload) & 0xFFFFFFFF:08x}")
 
+    def test_access_log_json_lines(self):
+        import json
+        import tempfile
+        a = self.echo("a")
+        port = h.free_port()
+        logdir = tempfile.TemporaryDirectory(prefix="fulcrum-access-")
+        self.cleanup.append(logdir.cleanup)
+        path = os.path.join(logdir.name, "access.log")
+        self.fulcrumd(http_yaml({"app": [a.port]}, port, extra="access_log: true"), workers=1,
+                      extra_args=["--access-log", path])
+        status = request(port, "/x?y=1", host="Web.example", extra=b"X-Request-Id: r-1\r\n")[0]
+        self.assertEqual(status, 200)
+        self.assertEqual(request(port, "/status/404")[0], 404)
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"POST /qqq HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                      b"Connection: close\r\n\r\nhello")
+            self.assertEqual(read_response(s)[0], 200)
+
+        def lines():
+            try:
+                return [json.loads(l) for l in open(path).read().splitlines()]
+            except (OSError, ValueError):
+                return []
+
+        h.wait_until(lambda: len(lines()) >= 3, timeout=5, what="three access log lines")
+        first, second, third = lines()[:3]
+        self.assertEqual({k: first[k] for k in ("lb", "listener", "method", "host", "path",
+                                                "status", "request_id")},
+                         {"lb": "web", "listener": f"http:{port}", "method": "GET",
+                          "host": "Web.example", "path": "/x?y=1", "status": 200,
+                          "request_id": "r-1"})
+        self.assertEqual(first["backend"], f"127.0.0.1:{a.port}")
+        self.assertTrue(first["client"].startswith("127.0.0.1:"))
+        self.assertGreater(first["bytes_in"], 40)
+        self.assertGreater(first["bytes_out"], 20)
+        self.assertGreaterEqual(first["duration_us"], first["upstream_us"])
+        self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+        self.assertEqual(second["status"], 404)
+        self.assertRegex(second["request_id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(third["method"], "POST")
+
     def test_upstream_connections_are_reused(self):
         a = self.echo("a")
         port = h.free_port()

@@ -319,6 +319,14 @@ class TcpListenerTest(unittest.TestCase):
         self.assertIn("loadbalancers[0].server_groups[0].backends[1].weight", out)
         self.assertIn("must be 0–100", out)
 
+    def test_what_this_version_cannot_serve_is_refused_with_the_field(self):
+        for extra, field in (("access_log: true", "listeners[0].access_log"),
+                             ("bandwidth_mbps: 10", "listeners[0].bandwidth_mbps")):
+            with self.subTest(extra=extra):
+                rc, out = h.run_fulcrumd_check(h.lb_yaml([(9001, 100)], h.free_port(), extra=extra))
+                self.assertEqual(rc, 2, out)
+                self.assertIn(f"loadbalancers[0].{field}", out)
+
     def test_port_in_use_is_refused_with_the_field(self):
         blocker = socket.socket()
         blocker.bind(("127.0.0.1", 0))
