@@ -12,7 +12,7 @@ packages=(
   libyaml-cpp-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests: real clients, the test driver, process and network tools
-  python3 curl netcat-openbsd iproute2 procps
+  python3 curl netcat-openbsd iproute2 procps hey
 )
 for arg in "$@"; do
   case "$arg" in

@@ -362,6 +362,180 @@ class HttpListenerTest(unittest.TestCase):
         self.assertLessEqual(connections, 3, stats)
 
 
+class RawBackend:
+    """A backend on a plain socket that records the bytes of each request it gets and answers
+    with `answer(index, request_bytes)` (bytes, or None to close without answering)."""
+
+    def __init__(self, answer):
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.requests = []
+        self.connections = 0
+        self.answer = answer
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.serve)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop_flag.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            self.connections += 1
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn):
+        conn.settimeout(5)
+        buf = b""
+        with conn:
+            while not self.stop_flag.is_set():
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                buf += chunk
+                if b"\r\n\r\n" not in buf:
+                    continue
+                head = buf.split(b"\r\n\r\n", 1)[0]
+                if b"chunked" in head.lower() and not buf.endswith(b"0\r\n\r\n"):
+                    continue
+                self.requests.append(buf)
+                reply = self.answer(len(self.requests) - 1, buf)
+                buf = b""
+                if reply is None:
+                    return
+                conn.sendall(reply)
+                if reply.startswith(b"HTTP/1.1 101"):
+                    while True:  # the tunnel: echo what comes, upper-cased
+                        data = conn.recv(65536)
+                        if not data:
+                            return
+                        conn.sendall(data.upper())
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(timeout=5)
+        self.srv.close()
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class ProxyRulesTest(unittest.TestCase):
+    """TESTING.md's rules a proxy must follow, with raw bytes on both sides."""
+
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanup):
+            fn()
+
+    def proxy(self, answer, extra=""):
+        b = RawBackend(answer)
+        self.cleanup.append(b.stop)
+        port = h.free_port()
+        f = h.Fulcrumd(http_yaml({"app": [b.port]}, port, extra=extra), workers=1)
+        self.cleanup.append(f.stop)
+        return b, port
+
+    def raw(self, port, data, timeout=5):
+        with contextlib.closing(h.connect(port, timeout=timeout)) as s:
+            s.sendall(data)
+            return h.recv_all(s)
+
+    def test_ambiguous_or_malformed_framing_is_400_and_never_forwarded(self):
+        b, port = self.proxy(lambda i, r: OK)
+        cases = [
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXX0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nx",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: x\n\n",
+        ]
+        for raw in cases:
+            with self.subTest(raw=raw):
+                reply = self.raw(port, raw)
+                self.assertTrue(reply.startswith(b"HTTP/1.1 400 ") or
+                                reply.startswith(b"HTTP/1.1 501 "), reply)
+        # A chunked body with a bad chunk after a good start never reaches the backend whole:
+        self.assertFalse(any(b"0\r\n\r\n" in r and b"abXX" in r for r in b.requests))
+
+    def test_chunk_extensions_are_not_forwarded(self):
+        b, port = self.proxy(lambda i, r: OK)
+        reply = self.raw(port, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               b"Connection: close\r\n\r\n3;name=val\r\nabc\r\n0;x=y\r\n\r\n")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply)
+        self.assertEqual(len(b.requests), 1)
+        body = b.requests[0].split(b"\r\n\r\n", 1)[1]
+        self.assertEqual(body, b"3\r\nabc\r\n0\r\n\r\n")
+
+    def test_absolute_uri_and_host_never_choose_the_destination(self):
+        b, port = self.proxy(lambda i, r: OK)
+        reply = self.raw(port, b"GET http://169.254.169.254/latest HTTP/1.1\r\nHost: evil\r\n"
+                               b"Connection: close\r\n\r\n")
+        self.assertTrue(reply.startswith(b"HTTP/1.1 200 "), reply)
+        self.assertTrue(b.requests[0].startswith(b"GET /latest HTTP/1.1\r\nHost: 169.254.169.254\r\n"),
+                        b.requests[0])
+
+    def test_bad_response_is_502_and_that_connection_is_not_reused(self):
+        answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+                   OK, OK]
+        b, port = self.proxy(lambda i, r: answers[min(i, 2)])
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(read_response(s)[0], 502)
+        self.assertEqual(request(port, "/2")[0], 200)
+        self.assertEqual(request(port, "/3")[0], 200)
+        # The connection that carried the bad response was dropped: /2 came on a new one, and /3
+        # reused that one.
+        self.assertEqual(b.connections, 2)
+
+    def test_slow_client_head_gets_408(self):
+        b, port = self.proxy(lambda i, r: OK, extra="idle_timeout: 1")
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+            started = time.monotonic()
+            reply = h.recv_all(s)
+        self.assertTrue(reply.startswith(b"HTTP/1.1 408 "), reply)
+        self.assertLess(time.monotonic() - started, 2.5)
+        self.assertEqual(b.requests, [])
+
+    def test_websocket_is_tunnelled_after_a_real_101(self):
+        def answer(i, r):
+            if b"Upgrade: websocket" in r:
+                return (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                        b"Upgrade: websocket\r\n\r\n")
+            return OK
+        b, port = self.proxy(answer)
+        with contextlib.closing(h.connect(port)) as s:
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            s.sendall(b"hello tunnel")
+            got = b""
+            while len(got) < 12:
+                got += s.recv(4096)
+            self.assertEqual(got, b"HELLO TUNNEL")
+        self.assertIn(b"Upgrade: websocket", b.requests[0])
+
+    def test_hey_through_the_listener(self):
+        b, port = self.proxy(lambda i, r: OK)
+        out = subprocess.run(["hey", "-n", "500", "-c", "10", f"http://127.0.0.1:{port}/"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertIn("[200]\t500 responses", out.stdout, out.stdout)
+
+
 class StickySessionTest(unittest.TestCase):
     def setUp(self):
         self.cleanup = []
