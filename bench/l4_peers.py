@@ -20,20 +20,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
+    run_scenarios,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, REPO, Procs, cpu_times, free_port, git_rev,
     haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, ratio, rss_kb, run_client,
     run_wrk as _run_wrk, set_program, start_nginx, thread_count, tool_version, wait_listening)
@@ -457,37 +455,7 @@ def main(argv: list[str]) -> int:
             "wrk": tool_version(["wrk", "-v"]),
         },
     }
-    procs = Procs()
-    results = []
-    if "fulcrum" in args.targets:
-        with open(args.fulcrumd, "rb") as f:
-            meta["fulcrumd"] = {"path": str(args.fulcrumd),
-                                "sha256": hashlib.sha256(f.read()).hexdigest()[:16]}
-    interrupted = False
-    failures: list[dict] = []
-    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C, so the finally blocks stop every process.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        with tempfile.TemporaryDirectory(prefix="fulcrum-l4-bench-") as tmpdir:
-            if "fulcrum" in args.targets:
-                # A private copy: a rebuild of the tree during the run must not change the binary.
-                pinned = Path(tmpdir) / "fulcrumd"
-                shutil.copy2(args.fulcrumd, pinned)
-                args.fulcrumd = pinned
-            try:
-                for scenario in args.scenarios:
-                    sub = Path(tmpdir) / scenario
-                    sub.mkdir()
-                    try:
-                        results.append(run_scenario(scenario, args, sub, procs))
-                    except (RuntimeError, OSError) as e:
-                        log(f"{scenario} failed: {e}")
-                        failures.append({"scenario": scenario, "error": str(e)})
-            finally:
-                procs.stop_all()
-    except KeyboardInterrupt:
-        interrupted = True
-        log("interrupted: reporting what was measured")
+    results, failures, interrupted = run_scenarios(args, "l4", run_scenario, meta)
 
     print(f"## Fulcrum L4 peers — {stamp}, git {meta['git']}, {args.workers} thread(s) per proxy, "
           f"{meta['cpus']} CPUs, kernel {meta['kernel']}\n")

@@ -298,3 +298,42 @@ def med_range(values: list[float]) -> dict | None:
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
+
+def run_scenarios(args, name: str, run_scenario, meta: dict) -> tuple[list, list, bool]:
+    """Runs every scenario of args.scenarios as run_scenario(scenario, args, dir, procs), with a
+    private copy of fulcrumd (a rebuild of the tree during the run must not change the binary,
+    whose hash goes into meta), and stops every process it started. SIGTERM unwinds like Ctrl-C.
+    Returns (results, failures, interrupted)."""
+    import hashlib
+    import shutil
+    import tempfile
+    procs = Procs()
+    results: list = []
+    failures: list[dict] = []
+    interrupted = False
+    if "fulcrum" in args.targets:
+        with open(args.fulcrumd, "rb") as f:
+            meta["fulcrumd"] = {"path": str(args.fulcrumd),
+                                "sha256": hashlib.sha256(f.read()).hexdigest()[:16]}
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"fulcrum-{name}-bench-") as tmpdir:
+            if "fulcrum" in args.targets:
+                pinned = Path(tmpdir) / "fulcrumd"
+                shutil.copy2(args.fulcrumd, pinned)
+                args.fulcrumd = pinned
+            try:
+                for scenario in args.scenarios:
+                    sub = Path(tmpdir) / scenario
+                    sub.mkdir()
+                    try:
+                        results.append(run_scenario(scenario, args, sub, procs))
+                    except (RuntimeError, OSError) as e:
+                        log(f"{scenario} failed: {e}")
+                        failures.append({"scenario": scenario, "error": str(e)})
+            finally:
+                procs.stop_all()
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: reporting what was measured")
+    return results, failures, interrupted
