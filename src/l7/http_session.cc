@@ -120,19 +120,13 @@ HttpSession::HttpSession(HttpContext& ctx,
       client_fd_(std::move(client)),
       timer_(ctx.loop, &HttpSession::on_timer, this) {
   client_side_.session = this;
-  upstream_side_.session = this;
-  upstream_side_.upstream = true;
   ctx_.sessions.add(this);
 }
 
 HttpSession::~HttpSession() = default;
 
 void HttpSession::Side::on_io(uint32_t events) {
-  if (upstream) {
-    session->on_upstream_io(events);
-  } else {
-    session->on_client_io(events);
-  }
+  session->on_client_io(events);
 }
 
 void HttpSession::start() {
@@ -474,26 +468,23 @@ void HttpSession::connect_upstream() {
     // be dead); else a new one.
     // The connection this client's previous request used, if it goes to the same backend: no
     // epoll change at all. Otherwise it goes to the pool for others.
-    if (parked_fd_ && parked_backend_id_ == backend.id && !force_new_connection_) {
-      upstream_fd_ = std::move(parked_fd_);
+    if (parked_ && parked_->backend_id() == backend.id && !force_new_connection_) {
+      upstream_ = parked_;
+      parked_ = nullptr;
       upstream_hangup_ = false;
       upstream_reused_ = true;
       on_upstream_connected();
       return;
     }
     unpark();
-    net::UniqueFd fd;
-    if (!force_new_connection_) fd = ctx_.pool.take(backend.id);
+    UpstreamConn* pooled = force_new_connection_ ? nullptr : ctx_.pool.take(backend.id, this);
     force_new_connection_ = false;
-    if (fd) {
-      upstream_fd_ = std::move(fd);
+    if (pooled) {
+      upstream_ = pooled;
       upstream_hangup_ = false;
       upstream_reused_ = true;
-      if (ctx_.loop.modify(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
-        on_upstream_connected();
-        return;
-      }
-      upstream_fd_.reset();
+      on_upstream_connected();
+      return;
     }
     upstream_reused_ = false;
     bool in_progress = false;
@@ -505,10 +496,10 @@ void HttpSession::connect_upstream() {
       if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, fresh.error().sys_errno);
       continue;
     }
-    upstream_fd_ = std::move(*fresh);
+    net::set_nodelay(fresh->get());
+    upstream_ = ctx_.pool.adopt(std::move(*fresh), backend.id, kEvents, this);
     upstream_hangup_ = false;
-    net::set_nodelay(upstream_fd_.get());
-    if (!ctx_.loop.add(upstream_fd_.get(), kEvents, &upstream_side_).ok()) {
+    if (!upstream_) {
       release_upstream(false);
       continue;
     }
@@ -571,9 +562,9 @@ void HttpSession::on_upstream_connected() {
 }
 
 bool HttpSession::flush_upstream() {
-  if (upstream_out_.empty() || !upstream_fd_) return true;
+  if (upstream_out_.empty() || !upstream_) return true;
   size_t before = upstream_out_.size();
-  if (!write_from(upstream_fd_.get(), upstream_out_)) {
+  if (!write_from(upstream_->fd(), upstream_out_)) {
     upstream_failed(errno, "send");
     return false;
   }
@@ -583,8 +574,8 @@ bool HttpSession::flush_upstream() {
 
 void HttpSession::on_upstream_io(uint32_t events) {
   if (phase_ == Phase::kClosed) return;
-  if (!upstream_fd_) {
-    if (parked_fd_) check_parked();
+  if (!upstream_) {
+    if (parked_) check_parked();
     return;
   }
   if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) upstream_hangup_ = true;
@@ -594,13 +585,13 @@ void HttpSession::on_upstream_io(uint32_t events) {
   }
   if (phase_ == Phase::kConnecting) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-    if (int err = net::socket_error(upstream_fd_.get()); err != 0) {
+    if (int err = net::socket_error(upstream_->fd()); err != 0) {
       upstream_failed(err, "connect");
       return;
     }
     sockaddr_storage ss;  // a stale event of an earlier attempt proves nothing
     socklen_t len = sizeof ss;
-    if (::getpeername(upstream_fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+    if (::getpeername(upstream_->fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
     on_upstream_connected();
     return;
   }
@@ -621,7 +612,7 @@ void HttpSession::on_upstream_io(uint32_t events) {
       upstream_in_used_ = 0;
     }
     size_t had = upstream_in_.size();
-    r = read_into(upstream_fd_.get(), upstream_in_, upstream_in_used_ + kMaxBuffered,
+    r = read_into(upstream_->fd(), upstream_in_, upstream_in_used_ + kMaxBuffered,
                   upstream_hangup_);
     if (upstream_in_.size() > had) last_activity_ms_ = ctx_.loop.now_ms();
     if (r == kFailed) {
@@ -629,9 +620,9 @@ void HttpSession::on_upstream_io(uint32_t events) {
       return;
     }
     process_upstream_input();
-    if (r != kFull || phase_ != Phase::kExchange || !upstream_fd_) break;
+    if (r != kFull || phase_ != Phase::kExchange || !upstream_) break;
   }
-  if (r == kEof && phase_ == Phase::kExchange && upstream_fd_) {
+  if (r == kEof && phase_ == Phase::kExchange && upstream_) {
     // The upstream closed: the end of a body that runs until close, or a failure.
     if (response_parser_.idle() && !response_started_) {
       upstream_failed(ECONNRESET, "closed before answering");
@@ -821,17 +812,15 @@ void HttpSession::release_upstream(bool reusable) {
     auto& active = state_->targets[target_].active;
     if (active[backend_] > 0) --active[backend_];
   }
-  if (upstream_fd_) {
+  if (upstream_) {
     if (reusable) {
-      // Kept by this session for the client's next request (most go to the same backend); it
-      // stays registered with this session's handler.
+      // Kept by this session for the client's next request (most go to the same backend).
       unpark();
-      parked_backend_id_ = state_->config->targets[target_].group->backends[backend_].id;
-      parked_fd_ = std::move(upstream_fd_);
+      parked_ = upstream_;
     } else {
-      ctx_.loop.remove(upstream_fd_.get());
-      upstream_fd_.reset();
+      ctx_.pool.close(upstream_);
     }
+    upstream_ = nullptr;
   }
   backend_ = UINT32_MAX;
   upstream_out_.clear();
@@ -875,17 +864,16 @@ void HttpSession::finish_gzip() {
 }
 
 void HttpSession::unpark() {
-  if (parked_fd_) ctx_.pool.put(parked_backend_id_, std::move(parked_fd_));
+  if (parked_) ctx_.pool.put(parked_);
+  parked_ = nullptr;
 }
 
 void HttpSession::check_parked() {
   // Readiness on a parked connection: the backend closed it, or sent bytes nobody asked for. A
   // spurious wake-up (nothing to read) keeps it.
-  char byte;
-  ssize_t n = ::recv(parked_fd_.get(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n < 0 && would_block(errno)) return;
-  ctx_.loop.remove(parked_fd_.get());
-  parked_fd_.reset();
+  if (UpstreamPool::still_idle(*parked_)) return;
+  ctx_.pool.close(parked_);
+  parked_ = nullptr;
 }
 
 void HttpSession::relay_tunnel() {
@@ -894,16 +882,16 @@ void HttpSession::relay_tunnel() {
   bool done = false;
   for (int round = 0; round < 64 && !done; ++round) {  // bounded: other sessions get a turn
     ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered, true);
-    ReadResult from_upstream = read_into(upstream_fd_.get(), client_out_, kMaxBuffered, true);
+    ReadResult from_upstream = read_into(upstream_->fd(), client_out_, kMaxBuffered, true);
     done = ended(from_client) || ended(from_upstream) ||
-           !write_from(upstream_fd_.get(), upstream_out_) ||
+           !write_from(upstream_->fd(), upstream_out_) ||
            !write_from(client_fd_.get(), client_out_);
     if (from_client != kFull && from_upstream != kFull) break;
   }
   if (done) {
     // One side ended: deliver what is buffered as best we can, then close both.
     write_from(client_fd_.get(), client_out_);
-    write_from(upstream_fd_.get(), upstream_out_);
+    write_from(upstream_->fd(), upstream_out_);
     close(false);
   }
 }

@@ -23,7 +23,9 @@
 
 namespace fulcrum::l7 {
 
-class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSession> {
+class HttpSession final : public net::Deferred,
+                          public net::IntrusiveLink<HttpSession>,
+                          private UpstreamOwner {
  public:
   HttpSession(HttpContext& ctx, std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
               net::UniqueFd client, const net::SocketAddress& peer,
@@ -47,12 +49,11 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   };
   struct Side final : net::IoHandler {
     HttpSession* session = nullptr;
-    bool upstream = false;
     void on_io(uint32_t events) override;
   };
 
   void on_client_io(uint32_t events);
-  void on_upstream_io(uint32_t events);
+  void on_upstream_io(uint32_t events) override;
   static void on_timer(void* self);
 
   // Reads what the client sent into client_in_; false when the session ended.
@@ -84,9 +85,8 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   net::SocketAddress local_;
   std::string peer_ip_;
   net::UniqueFd client_fd_;
-  net::UniqueFd upstream_fd_;
+  UpstreamConn* upstream_ = nullptr;  // the connection of the request in flight (the pool owns it)
   Side client_side_;
-  Side upstream_side_;
   net::Timer timer_;
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
@@ -128,8 +128,6 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   int64_t last_activity_ms_ = 0;  // last upstream byte, once the response started
   bool force_new_connection_ = false;
   uint32_t sticky_backend_ = UINT32_MAX;  // the backend the request's sticky cookie names
-  // A clean keep-alive connection kept between this client's requests (registered with
-  // upstream_side_), and the backend it leads to.
   // Access log of the request in flight (filled only when the listener logs).
   void log_request(uint16_t status);
   bool logging_ = false;
@@ -141,8 +139,8 @@ class HttpSession final : public net::Deferred, public net::IntrusiveLink<HttpSe
   std::string accept_encoding_;        // the request's, when the listener compresses
   std::unique_ptr<GzipEncoder> gzip_;  // compressing the response in flight
   std::string gzip_out_;
-  net::UniqueFd parked_fd_;
-  uint64_t parked_backend_id_ = 0;
+  // A clean keep-alive connection kept between this client's requests (the pool owns it).
+  UpstreamConn* parked_ = nullptr;
   int64_t idle_deadline_ms_ = 0;
 };
 

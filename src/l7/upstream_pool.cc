@@ -1,8 +1,10 @@
 #include "l7/upstream_pool.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace fulcrum::l7 {
 
@@ -10,72 +12,102 @@ namespace {
 constexpr int64_t kSweepIntervalMs = 1000;
 }
 
-struct UpstreamPool::Idle final : net::IoHandler, net::Deferred {
-  UpstreamPool* pool = nullptr;
-  uint64_t key = 0;
-  net::UniqueFd fd;
-  int64_t since_ms = 0;
-  // Any readiness while idle (FIN, RST, stray bytes) makes the connection unusable.
-  void on_io(uint32_t /*events*/) override { pool->drop(this); }
-};
+void UpstreamConn::on_io(uint32_t events) {
+  if (owner_) {
+    owner_->on_upstream_io(events);
+  } else if (pool_ && fd_) {
+    pool_->on_idle_event(this);
+  }
+  // No fd: a connection closed earlier in this batch; its memory goes after the batch.
+}
 
 UpstreamPool::UpstreamPool(net::EventLoop& loop, Limits limits)
     : loop_(loop), limits_(limits), sweep_(loop, &UpstreamPool::on_sweep, this) {}
 
 UpstreamPool::~UpstreamPool() {
-  for (auto& [key, list] : by_backend_) {
-    for (Idle* idle : list) {
-      loop_.remove(idle->fd.get());
-      delete idle;
+  for (auto& [key, list] : idle_) {
+    for (UpstreamConn* c : list) {
+      loop_.remove(c->fd());
+      delete c;
     }
   }
 }
 
-net::UniqueFd UpstreamPool::take(uint64_t key) {
-  auto it = by_backend_.find(key);
-  if (it == by_backend_.end() || it->second.empty()) return {};
-  Idle* idle = it->second.back();
+UpstreamConn* UpstreamPool::adopt(net::UniqueFd fd, uint64_t backend_id, uint32_t events,
+                                  UpstreamOwner* owner) {
+  auto conn = std::make_unique<UpstreamConn>();
+  conn->pool_ = this;
+  conn->fd_ = std::move(fd);
+  conn->backend_id_ = backend_id;
+  conn->owner_ = owner;
+  if (!loop_.add(conn->fd(), events, conn.get()).ok()) return nullptr;
+  return conn.release();
+}
+
+UpstreamConn* UpstreamPool::take(uint64_t backend_id, UpstreamOwner* owner) {
+  auto it = idle_.find(backend_id);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  UpstreamConn* conn = it->second.back();
   it->second.pop_back();
   --idle_count_;
   ++reused_;
-  net::UniqueFd fd = std::move(idle->fd);
-  loop_.defer_delete(std::unique_ptr<net::Deferred>(idle));  // an event may be queued for it
-  return fd;
+  conn->owner_ = owner;
+  return conn;
 }
 
-void UpstreamPool::put(uint64_t key, net::UniqueFd fd) {
-  auto& list = by_backend_[key];
-  if (list.size() >= limits_.max_idle_per_backend) drop(list.front());  // the oldest goes
-  auto* idle = new Idle;
-  idle->pool = this;
-  idle->key = key;
-  idle->fd = std::move(fd);
-  idle->since_ms = loop_.now_ms();
-  if (!loop_.modify(idle->fd.get(), EPOLLIN | EPOLLRDHUP, idle).ok()) {
-    delete idle;
-    return;
+void UpstreamPool::put(UpstreamConn* conn) {
+  auto& list = idle_[conn->backend_id_];
+  if (list.size() >= limits_.max_idle_per_backend) {
+    UpstreamConn* oldest = list.front();
+    unlink(oldest);
+    close(oldest);
   }
-  list.push_back(idle);
+  conn->owner_ = nullptr;
+  conn->idle_since_ms_ = loop_.now_ms();
+  list.push_back(conn);
   ++idle_count_;
   if (!sweep_.armed()) sweep_.arm_in(kSweepIntervalMs);
 }
 
-void UpstreamPool::drop(Idle* idle) {
-  auto& list = by_backend_[idle->key];
-  auto it = std::find(list.begin(), list.end(), idle);
-  if (it == list.end()) return;  // already handed out or dropped
+void UpstreamPool::close(UpstreamConn* conn) {
+  conn->owner_ = nullptr;
+  if (conn->fd_) {
+    loop_.remove(conn->fd());
+    conn->fd_.reset();
+  }
+  loop_.defer_delete(std::unique_ptr<net::Deferred>(conn));  // events may still be queued for it
+}
+
+bool UpstreamPool::still_idle(const UpstreamConn& conn) {
+  char byte;
+  ssize_t n = ::recv(conn.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+void UpstreamPool::unlink(UpstreamConn* conn) {
+  auto& list = idle_[conn->backend_id_];
+  auto it = std::find(list.begin(), list.end(), conn);
+  if (it == list.end()) return;
   list.erase(it);
   --idle_count_;
-  loop_.remove(idle->fd.get());
-  idle->fd.reset();
-  loop_.defer_delete(std::unique_ptr<net::Deferred>(idle));
+}
+
+void UpstreamPool::on_idle_event(UpstreamConn* conn) {
+  if (still_idle(*conn)) return;  // a spurious wake-up
+  unlink(conn);
+  close(conn);
 }
 
 void UpstreamPool::on_sweep(void* self) {
   auto* pool = static_cast<UpstreamPool*>(self);
   int64_t oldest_allowed = pool->loop_.now_ms() - pool->limits_.max_idle_ms;
-  for (auto& [key, list] : pool->by_backend_) {
-    while (!list.empty() && list.front()->since_ms <= oldest_allowed) pool->drop(list.front());
+  for (auto& [key, list] : pool->idle_) {
+    while (!list.empty() && list.front()->idle_since_ms_ <= oldest_allowed) {
+      UpstreamConn* conn = list.front();
+      list.erase(list.begin());
+      --pool->idle_count_;
+      pool->close(conn);
+    }
   }
   if (pool->idle_count_ > 0) pool->sweep_.arm_in(kSweepIntervalMs);
 }
