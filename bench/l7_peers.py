@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
+    nginx_http_common,
     run_scenarios,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, NGINX_BODY, REPO, Procs, cpu_times, free_port, git_rev,
     haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, ratio, rss_kb, run_wrk,
@@ -178,13 +179,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 16384; }}
 http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    keepalive_requests 1000000;
+{nginx_http_common(prefix)}    keepalive_requests 1000000;
     upstream b {{
         server {LOOPBACK}:{backend_port};
         keepalive 64;

@@ -208,6 +208,17 @@ def git_rev() -> str:
 # Backend
 
 
+def nginx_http_common(prefix: Path) -> str:
+    """The http-block lines every NGINX of the benchmarks shares: no access log, and temporary
+    paths inside its own prefix (never the system's)."""
+    return (f"    access_log off;\n"
+            f"    client_body_temp_path {prefix}/client_body;\n"
+            f"    proxy_temp_path {prefix}/proxy;\n"
+            f"    fastcgi_temp_path {prefix}/fastcgi;\n"
+            f"    uwsgi_temp_path {prefix}/uwsgi;\n"
+            f"    scgi_temp_path {prefix}/scgi;\n")
+
+
 def start_nginx(procs: Procs, tmp: Path) -> tuple[int, subprocess.Popen]:
     port = free_port()
     prefix = tmp / "nginx"
@@ -220,13 +231,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 16384; }}
 http {{
-    access_log off;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    default_type text/plain;
+{nginx_http_common(prefix)}    default_type text/plain;
     server {{
         listen {LOOPBACK}:{port} backlog=4096;
         location / {{ return 200 "{NGINX_BODY.strip()}\\n"; }}
