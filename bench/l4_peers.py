@@ -22,8 +22,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -31,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
+    base_meta,
+    missing_tools,
     run_scenarios,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, REPO, Procs, cpu_times, free_port, git_rev,
     haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, ratio, rss_kb, run_client,
@@ -428,25 +428,16 @@ def main(argv: list[str]) -> int:
         need += ["nginx", "wrk"]
     if "haproxy" in args.targets:
         need.append("haproxy")
-    missing = [n for n in need if not shutil.which(n)]
-    if "fulcrum" in args.targets and not os.access(args.fulcrumd, os.X_OK):
-        missing.append(str(args.fulcrumd))
-    if missing:
-        print(f"l4_peers: missing {', '.join(missing)} (bench/run.sh installs and builds them)",
-              file=sys.stderr)
+    if missing_tools("l4_peers", need, args):
         return 2
     args.fd_limit = raise_fd_limit()
     args.haproxy_maxconn = haproxy_maxconn(args.fd_limit)
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     json_path = args.json or REPO / "bench" / "results" / f"l4-{stamp}.json"
-    meta = {
-        "benchmark": "l4_peers", "timestamp": stamp, "command": " ".join([sys.argv[0]] + argv),
-        "git": git_rev(), "kernel": platform.release(), "cpus": os.cpu_count(),
-        "workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
-        "warmup_s": args.warmup, "targets": args.targets, "clk_tck": CLK_TCK,
-        "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
-        "haproxy_maxconn": args.haproxy_maxconn, "haproxy_pipesize": args.haproxy_pipesize,
+    meta = base_meta("l4_peers", args, argv, stamp, CLK_TCK)
+    meta.update({
+        "haproxy_pipesize": args.haproxy_pipesize,
         "haproxy_splice": args.haproxy_splice,
         "versions": {
             "haproxy": tool_version(["haproxy", "-v"]),
@@ -454,7 +445,7 @@ def main(argv: list[str]) -> int:
             "iperf3": tool_version(["iperf3", "-v"]),
             "wrk": tool_version(["wrk", "-v"]),
         },
-    }
+    })
     results, failures, interrupted = run_scenarios(args, "l4", run_scenario, meta)
 
     print(f"## Fulcrum L4 peers — {stamp}, git {meta['git']}, {args.workers} thread(s) per proxy, "

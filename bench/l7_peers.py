@@ -23,9 +23,7 @@ import datetime as dt
 import http.client
 import json
 import os
-import platform
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
+    base_meta,
+    missing_tools,
     nginx_http_common,
     run_scenarios,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, NGINX_BODY, REPO, Procs, cpu_times, free_port, git_rev,
@@ -612,25 +612,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     need = ["wrk", "nginx"] + (["haproxy"] if "haproxy" in args.targets else [])
-    missing = [n for n in need if not shutil.which(n)]
-    if "fulcrum" in args.targets and not os.access(args.fulcrumd, os.X_OK):
-        missing.append(str(args.fulcrumd))
-    if missing:
-        print(f"l7_peers: missing {', '.join(missing)} (bench/run.sh installs and builds them)",
-              file=sys.stderr)
+    if missing_tools("l7_peers", need, args):
         return 2
     args.fd_limit = raise_fd_limit()
     args.haproxy_maxconn = haproxy_maxconn(args.fd_limit)
 
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     json_path = args.json or REPO / "bench" / "results" / f"l7-{stamp}.json"
-    meta = {
-        "benchmark": "l7_peers", "timestamp": stamp, "command": " ".join([sys.argv[0]] + argv),
-        "git": git_rev(), "kernel": platform.release(), "cpus": os.cpu_count(),
-        "workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
-        "warmup_s": args.warmup, "targets": args.targets, "clk_tck": CLK_TCK,
-        "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
-        "haproxy_maxconn": args.haproxy_maxconn, "body_bytes": len(NGINX_BODY),
+    meta = base_meta("l7_peers", args, argv, stamp, CLK_TCK)
+    meta.update({
+        "body_bytes": len(NGINX_BODY),
         "latency": "wrk --latency at saturation (-c50, closed loop); no fixed-rate run (wrk "
                    "cannot pace)",
         "versions": {
@@ -638,7 +629,7 @@ def main(argv: list[str]) -> int:
             "nginx": tool_version(["nginx", "-v"]),
             "wrk": tool_version(["wrk", "-v"]),
         },
-    }
+    })
     results, failures, interrupted = run_scenarios(args, "l7", run_scenario, meta)
 
     sha = meta.get("fulcrumd", {}).get("sha256")

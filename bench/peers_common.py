@@ -342,3 +342,28 @@ def run_scenarios(args, name: str, run_scenario, meta: dict) -> tuple[list, list
         interrupted = True
         log("interrupted: reporting what was measured")
     return results, failures, interrupted
+
+
+def missing_tools(program: str, need: list[str], args) -> bool:
+    """Prints what is missing (tools, or an unbuilt fulcrumd) and returns True if anything is."""
+    import shutil
+    missing = [n for n in need if not shutil.which(n)]
+    if "fulcrum" in args.targets and not os.access(args.fulcrumd, os.X_OK):
+        missing.append(str(args.fulcrumd))
+    if missing:
+        print(f"{program}: missing {', '.join(missing)} (bench/run.sh installs and builds them)",
+              file=sys.stderr)
+    return bool(missing)
+
+
+def base_meta(benchmark: str, args, argv: list[str], stamp: str, clk_tck: int) -> dict:
+    """The run description both peer benchmarks put at the head of their JSON."""
+    import platform
+    return {
+        "benchmark": benchmark, "timestamp": stamp, "command": " ".join([sys.argv[0]] + argv),
+        "git": git_rev(), "kernel": platform.release(), "cpus": os.cpu_count(),
+        "workers": args.workers, "rounds": args.rounds, "duration_s": args.duration,
+        "warmup_s": args.warmup, "targets": args.targets, "clk_tck": clk_tck,
+        "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
+        "haproxy_maxconn": args.haproxy_maxconn,
+    }
