@@ -1,0 +1,87 @@
+// The durable configuration store: a revisioned key/value space with atomic transactions and
+// watches, shaped like etcd v3 so that the embedded SQLite store and a later etcd store are the
+// same to the layers above. Keys are paths ("/fulcrum/lb/web"), values are JSON documents.
+//
+// Revisions: every committed transaction gets the next revision (1, 2, ...); a key remembers the
+// revision that last changed it. An empty store is at revision 0.
+//
+// [control] — calls may block on disk; never call from a worker.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace fulcrum::store {
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  int64_t mod_revision = 0;  // the revision of the transaction that last wrote this key
+};
+
+struct Op {
+  enum class Kind : uint8_t { kPut, kDelete };
+  Kind kind = Kind::kPut;
+  std::string key;
+  std::string value;  // kPut only
+
+  static Op put(std::string k, std::string v) { return {Kind::kPut, std::move(k), std::move(v)}; }
+  static Op del(std::string k) { return {Kind::kDelete, std::move(k), {}}; }
+};
+
+struct Event {
+  Op::Kind kind = Op::Kind::kPut;
+  std::string key;
+  std::string value;  // kPut only
+  int64_t revision = 0;
+};
+
+// Range results and the revision they were read at (one consistent view).
+struct RangeResult {
+  std::vector<KeyValue> kvs;  // sorted by key
+  int64_t revision = 0;
+};
+
+using WatchFn = std::function<void(const std::vector<Event>& events)>;
+using WatchId = uint64_t;
+
+// Error::message of a failed compare in txn(); the caller can re-read and retry.
+inline constexpr std::string_view kConflictMessage = "revision conflict";
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Every key that starts with `prefix` ("" = all), sorted by key, with the current revision.
+  virtual base::Result<RangeResult> range(std::string_view prefix) = 0;
+
+  // Applies `ops` in order as one atomic transaction. When expected_revision >= 0 the transaction
+  // commits only if the store is still at that revision (else an Error with kConflictMessage and
+  // nothing changes). Deleting a missing key is not an error. Returns the new revision; the
+  // transaction is durable (fsync'd) before this returns. An empty `ops` commits nothing and
+  // returns the current revision.
+  virtual base::Result<int64_t> txn(const std::vector<Op>& ops, int64_t expected_revision = -1) = 0;
+
+  // Calls fn with the events of each transaction committed after `from_revision` whose keys
+  // start with `prefix`, in revision order, one call per transaction (events of one call share
+  // a revision). Past revisions that are still in the history are replayed first, synchronously
+  // from watch(); later ones are delivered on the thread that committed them, after the commit.
+  virtual WatchId watch(std::string prefix, int64_t from_revision, WatchFn fn) = 0;
+  virtual void unwatch(WatchId id) = 0;
+
+  // "sqlite:/path/to/fulcrum.db" — shown in /v1/status.
+  virtual std::string describe() const = 0;
+};
+
+// Opens (creating when missing) the SQLite store at `path`: WAL journal, synchronous=FULL, one
+// SQLite transaction per txn(). A store left by a killed process opens with every committed
+// transaction present and none of the uncommitted ones.
+base::Result<std::unique_ptr<Store>> open_sqlite(const std::string& path);
+
+}  // namespace fulcrum::store
