@@ -18,6 +18,7 @@
 #include "config/yaml.h"
 #include "health/monitor.h"
 #include "net/socket.h"
+#include "server/metrics_collector.h"
 
 namespace fulcrum::server {
 
@@ -159,6 +160,7 @@ base::Status Server::publish(const config::Config& config, bool announce) {
   }
   bound_ = std::move(next_bound);
   generation_ = snap->generation;
+  snapshot_ = snap;
   max_drain_timeout_ms_ = max_drain;
   config_ = config;
   monitor_->update(*snap);
@@ -234,6 +236,10 @@ void Server::on_drain_poll(void* self) {
     return;
   }
   s->control_loop_->stop();
+}
+
+void Server::render_metrics(std::function<void(std::string)> done) {
+  collect(workers_, *control_loop_, snapshot_, monitor_.get(), std::move(done));
 }
 
 int Server::run() {

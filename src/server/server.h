@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +40,9 @@ class Server {
   // Serves until SIGTERM (graceful drain) or SIGINT (fast), re-reading the configuration on
   // SIGHUP. Returns the process exit code.
   int run();
+  // [control] The Prometheus text of every counter (workers, health, generation), handed to
+  // `done` on the control loop once every running worker answered (see metrics_collector.h).
+  void render_metrics(std::function<void(std::string)> done);
 
  private:
   // Compiles `config` with the current health and makes it the running generation. Logs every
@@ -68,6 +72,7 @@ class Server {
   uint64_t sticky_secret_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   uint64_t generation_ = 0;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;  // the running generation
   std::map<std::string, int> bound_;  // listener key -> fd of worker 0's socket (owned there)
   int64_t max_drain_timeout_ms_ = 0;
   std::atomic<size_t> drained_workers_{0};
