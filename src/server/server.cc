@@ -28,6 +28,7 @@
 #include "health/monitor.h"
 #include "net/socket.h"
 #include "store/store.h"
+#include "server/metrics_collector.h"
 
 namespace fulcrum::server {
 
@@ -345,16 +346,6 @@ api::NodeStatus Server::status() const {
   return s;
 }
 
-void Server::render_metrics(std::function<void(std::string)> done) {
-  std::string text;
-  text += "# HELP fulcrum_config_generation The snapshot generation active on every worker.\n";
-  text += "# TYPE fulcrum_config_generation gauge\n";
-  text += "fulcrum_config_generation " + std::to_string(generation_) + "\n";
-  text += "# HELP fulcrum_workers Worker threads.\n# TYPE fulcrum_workers gauge\n";
-  text += "fulcrum_workers " + std::to_string(workers_.size()) + "\n";
-  done(std::move(text));
-}
-
 base::Status Server::reload() {
   if (options_.config_path.empty()) return {};
   auto loaded = config::load_yaml_file(options_.config_path);
@@ -411,6 +402,10 @@ void Server::on_drain_poll(void* self) {
     return;
   }
   s->control_loop_->stop();
+}
+
+void Server::render_metrics(std::function<void(std::string)> done) {
+  collect(workers_, *control_loop_, snapshot_, monitor_.get(), std::move(done));
 }
 
 int Server::run() {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -53,12 +54,13 @@ class Server final : public api::Control {
   // Serves until SIGTERM (graceful drain) or SIGINT (fast), re-reading the configuration on
   // SIGHUP. Returns the process exit code.
   int run();
-
   // api::Control [control thread]
   const config::Config& config() const override { return config_; }
   api::ApplyOutcome apply(const config::Config& next, bool dry_run) override;
   api::NodeStatus status() const override;
   std::shared_ptr<const snapshot::Snapshot> snapshot() const override { return snapshot_; }
+  // The Prometheus text of every counter (workers, health, generation), handed to `done` on the
+  // control loop once every running worker answered (see metrics_collector.h).
   void render_metrics(std::function<void(std::string)> done) override;
   bool ready() const override { return ready_; }
 
@@ -95,7 +97,7 @@ class Server final : public api::Control {
   std::unique_ptr<net::EventLoop> control_loop_;  // signals, health checks, publication
   std::unique_ptr<health::Monitor> monitor_;
   config::Config config_;  // the configuration of the running generation
-  std::shared_ptr<const snapshot::Snapshot> snapshot_;
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;  // the running generation
   std::unique_ptr<store::Store> store_;
   int64_t revision_ = 0;  // the store revision config_ came from
   std::unique_ptr<api::Api> api_;
