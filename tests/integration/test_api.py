@@ -106,7 +106,12 @@ class ApiTest(unittest.TestCase):
         self.ok(f, "POST", "/v1/loadbalancers",
                 lb_doc({"app": [a.port]}, [{"protocol": "http", "port": port,
                                             "server_group": "app"}]))
+        pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+        cert = self.ok(f, "POST", "/v1/certificates", {"name": "c", "cert": pem, "key": key})
+        self.assertNotIn("key", cert)  # write-only
         config = self.ok(f, "GET", "/v1/config")
+        self.assertNotIn("MIIE", json.dumps(config))
         revision = self.ok(f, "GET", "/v1/status")["revision"]
         backends = "/v1/loadbalancers/web/servergroups/app/backends"
 
@@ -150,8 +155,8 @@ class ApiTest(unittest.TestCase):
                     {"protocol": "tcp", "port": busy.getsockname()[1], "server_group": "app"},
                     status=409, field="port", text="cannot listen")
         refused("POST", "/v1/loadbalancers/web/listeners",
-                {"protocol": "https", "port": h.free_port(), "server_group": "app"},
-                status=422)
+                {"protocol": "https", "port": h.free_port(), "server_group": "app",
+                 "certificates": ["c"]}, status=422)
         refused("GET", "/v1/loadbalancers/nope", status=404)
         refused("DELETE", "/v1/loadbalancers/web/listeners/http:1", status=404)
         got, _, headers = f.api("PUT", "/v1/loadbalancers")
@@ -204,7 +209,7 @@ class ApiTest(unittest.TestCase):
         dry = self.ok(f, "POST", "/v1/apply?dry_run=true", raw=text.encode(),
                       content_type="application/yaml")
         self.assertTrue(dry["dry_run"])
-        self.assertIn({"op": "create", "key": "/fulcrum/lb/web"}, dry["changes"])
+        self.assertIn({"op": "create", "key": "/fulcrum/lb/test"}, dry["changes"])
         self.assertEqual(self.ok(f, "GET", "/v1/status")["revision"], revision)
         self.assertEqual(self.ok(f, "GET", "/v1/loadbalancers")["loadbalancers"], [])
         real = self.ok(f, "POST", "/v1/apply", raw=text.encode(),
@@ -231,14 +236,14 @@ class ApiTest(unittest.TestCase):
         self.assertTrue(status["store"].startswith("sqlite:"))
         self.assertEqual(status["workers"], 2)
         self.assertGreaterEqual(status["generation"], 1)
-        health = self.ok(f, "GET", "/v1/loadbalancers/web/health")
+        health = self.ok(f, "GET", "/v1/loadbalancers/test/health")
         listener = health["listeners"][0]
         self.assertEqual(listener["listener"], f"tcp:{port}")
         self.assertEqual(len(listener["server_groups"][0]["backends"]), 3)
         by_port = {e.port: e.name for e in backends}
         for i in range(2, 12):
             source = f"127.0.0.{i}"
-            answer = self.ok(f, "GET", f"/v1/loadbalancers/web/listeners/tcp:{port}/explain"
+            answer = self.ok(f, "GET", f"/v1/loadbalancers/test/listeners/tcp:{port}/explain"
                                        f"?client={source}:40000")
             want = by_port[int(answer["backend"].rsplit(":", 1)[1])]
             self.assertEqual(h.ask_name(port, source=source), want, answer)
@@ -247,16 +252,16 @@ class ApiTest(unittest.TestCase):
         a = self.echo("a", http=False)
         port = h.free_port()
         f = self.daemon(h.lb_yaml([(a.port, 100)], port))
-        base = f"/v1/loadbalancers/web/listeners/tcp:{port}"
+        base = f"/v1/loadbalancers/test/listeners/tcp:{port}"
         self.assertEqual(self.ok(f, "POST", base + "/stop")["status"], "stopped")
         with self.assertRaises(ConnectionRefusedError):
             h.connect(port)
         self.assertEqual(self.ok(f, "POST", base + "/start")["status"], "running")
         self.assertEqual(h.ask_name(port), "a")
-        self.ok(f, "PATCH", "/v1/loadbalancers/web", {"status": "inactive"})
+        self.ok(f, "PATCH", "/v1/loadbalancers/test", {"status": "inactive"})
         with self.assertRaises(ConnectionRefusedError):
             h.connect(port)
-        self.ok(f, "PATCH", "/v1/loadbalancers/web", {"status": "active"})
+        self.ok(f, "PATCH", "/v1/loadbalancers/test", {"status": "active"})
         self.assertEqual(h.ask_name(port), "a")
 
     # --- Nothing lost ----------------------------------------------------------------------------
