@@ -17,8 +17,8 @@ namespace fulcrum::api {
 namespace {
 constexpr int kBacklog = 128;
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr int64_t kLingerMs = 2000;                // at most this long after a closing answer
-constexpr size_t kMaxLingerBytes = 64u << 20;      // and at most this much read and dropped
+constexpr int64_t kLingerMs = 2000;            // at most this long after a closing answer
+constexpr size_t kMaxLingerBytes = 64u << 20;  // and at most this much read and dropped
 
 std::string lower(std::string_view s) {
   std::string out(s);
