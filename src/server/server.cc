@@ -4,9 +4,8 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -27,8 +26,8 @@
 #include "config/yaml.h"
 #include "health/monitor.h"
 #include "net/socket.h"
-#include "store/store.h"
 #include "server/metrics_collector.h"
+#include "store/store.h"
 
 namespace fulcrum::server {
 
