@@ -260,6 +260,22 @@ bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
       s.upstream_response = rt.http.upstream_response;
       add_backends(rt.backends, s);
     }
+    for (const auto& [key, l] : udp_listeners_) {
+      const l4::UdpCounters& c = l->counters();
+      metrics::ListenerSample& s = sample.listeners.emplace_back();
+      s.lb = l->config().lb_name;
+      s.listener = l->config().id;
+      s.has_packets = true;
+      // For UDP a "connection" is a flow: a client address with its backend socket.
+      s.counters.connections = c.flows_created;
+      s.counters.active = l->flows();
+      s.counters.dropped = c.flows_refused_full + c.no_backend;
+      s.counters.bytes_in = c.bytes_in;
+      s.counters.bytes_out = c.bytes_out;
+      s.counters.packets_in = c.packets_in;
+      s.counters.packets_out = c.packets_out;
+      s.counters.flow_table_full = c.flows_refused_full;
+    }
     reply(std::move(sample));
   });
 }

@@ -89,6 +89,8 @@ class Echo:
 
     def stop(self):
         stop_process(self.proc)
+        if self.proc.stderr:
+            self.proc.stderr.close()
         self.dir.cleanup()
 
 

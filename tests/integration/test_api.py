@@ -393,6 +393,68 @@ class ApiTest(unittest.TestCase):
         self.assertFalse({p for p, _ in refused} & stored)
         self.assertTrue(stored <= set(acked) | set(pending), sorted(stored - set(acked)))
 
+    def test_metrics_count_real_traffic_with_stable_names(self):
+        tcp_echo, http_echo = self.echo("t", http=False), self.echo("w")
+        udp_echo = h.Echo("u", udp=True)
+        self.cleanup.append(udp_echo.stop)
+        tport, wport, uport = h.free_port(), h.free_port(), h.free_port(kind=socket.SOCK_DGRAM)
+        f = self.daemon()
+        self.ok(f, "POST", "/v1/loadbalancers", {
+            "name": "web", "address": "127.0.0.1",
+            "server_groups": [
+                {"name": "t", "backends": [{"address": "127.0.0.1", "port": tcp_echo.port}]},
+                {"name": "w", "backends": [{"address": "127.0.0.1", "port": http_echo.port}]},
+                {"name": "u", "backends": [{"address": "127.0.0.1", "port": udp_echo.port}]}],
+            "listeners": [
+                {"protocol": "tcp", "port": tport, "server_group": "t"},
+                {"protocol": "http", "port": wport, "server_group": "w"},
+                {"protocol": "udp", "port": uport, "server_group": "u",
+                 "health_check": {"enabled": False}}]})
+        for _ in range(5):
+            self.assertEqual(h.ask_name(tport), "t")
+        for _ in range(7):
+            self.assertEqual(request(wport)[0], 200)
+        self.assertEqual(request(wport, "/status/503")[0], 503)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(2)
+            for _ in range(3):
+                u.sendto(b"NAME", ("127.0.0.1", uport))
+                self.assertEqual(u.recvfrom(100)[0], b"u")
+        status, text, headers = f.api("GET", "/metrics", token="reader")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+
+        def value(name, **labels):
+            key = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+            self.assertIn(key, samples, f"{key} not in /metrics")
+            return samples[key]
+
+        t = {"lb": "web", "listener": f"tcp:{tport}"}
+        w = {"lb": "web", "listener": f"http:{wport}"}
+        u = {"lb": "web", "listener": f"udp:{uport}"}
+        self.assertEqual(value("fulcrum_listener_connections_total", **t), 5)
+        self.assertEqual(value("fulcrum_listener_active_connections", **t), 0)
+        self.assertGreater(value("fulcrum_listener_bytes_in_total", **t), 0)
+        self.assertEqual(value("fulcrum_http_requests_total", **w, code_class="2xx"), 7)
+        self.assertEqual(value("fulcrum_http_requests_total", **w, code_class="5xx"), 1)
+        self.assertEqual(value("fulcrum_http_request_duration_seconds_count", **w), 8)
+        self.assertEqual(value("fulcrum_http_request_duration_seconds_bucket", **w, le="+Inf"), 8)
+        self.assertEqual(value("fulcrum_listener_packets_in_total", **u), 3)
+        self.assertEqual(value("fulcrum_listener_packets_out_total", **u), 3)
+        self.assertEqual(value("fulcrum_udp_flow_table_full_total", **u), 0)
+        backend = {"lb": "web", "listener": f"tcp:{tport}", "server_group": "t",
+                   "backend": f"127.0.0.1:{tcp_echo.port}"}
+        self.assertEqual(value("fulcrum_backend_connections_total", **backend), 5)
+        self.assertEqual(value("fulcrum_backend_up", **backend), 1)
+        generation = self.ok(f, "GET", "/v1/status")["generation"]
+        self.assertEqual(samples["fulcrum_config_generation"], generation)
+        self.assertEqual(samples["fulcrum_workers"], 2)
+
     def test_health_endpoints_need_no_token(self):
         f = self.daemon()
         self.assertEqual(f.api("GET", "/healthz", token=None)[0], 200)
