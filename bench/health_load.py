@@ -63,7 +63,8 @@ def main():
               f"        health_check: {{type: {args.type}, interval: {args.interval}, timeout: 5}}"]
     cfg.write_text("\n".join(lines) + "\n")
     log = open(pathlib.Path(tmp.name) / "log", "w+")
-    proc = subprocess.Popen([str(FULCRUMD), "--config", str(cfg), "--workers", "1"],
+    proc = subprocess.Popen([str(FULCRUMD), "--config", str(cfg), "--workers", "1",
+                             "--data-dir", str(pathlib.Path(tmp.name) / "data"), "--admin", "off"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         # Warm-up: one interval so every backend has been scheduled once.

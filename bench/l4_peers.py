@@ -78,7 +78,9 @@ def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backend_port: int,
 """)
     log_path = d / f"fulcrumd-{backend_port}.log"
     proc = procs.start("fulcrumd", [str(fulcrumd), "--config", str(conf), "--workers",
-                                    str(workers), "--log-level", "info"], log_path)
+                                    str(workers), "--log-level", "info",
+                                    "--data-dir", str(d / f"data-{backend_port}"), "--admin", "off"],
+                       log_path)
     wait_listening(port, proc, log_path, "fulcrumd", marker="fulcrumd ready")
     return port, proc
 

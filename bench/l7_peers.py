@@ -120,7 +120,8 @@ def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backend_port: int,
 """)
     log_path = d / "fulcrumd.log"
     proc = procs.start("fulcrumd", [str(fulcrumd), "--config", str(conf), "--workers",
-                                    str(workers), "--log-level", "info"], log_path)
+                                    str(workers), "--log-level", "info",
+                                    "--data-dir", str(d / "data"), "--admin", "off"], log_path)
     wait_listening(port, proc, log_path, "fulcrumd", marker="fulcrumd ready")
     return Target("fulcrum", port, proc, [proc.pid], log_path, f"--workers {workers}")
 

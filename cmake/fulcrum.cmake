@@ -6,15 +6,17 @@ function(fulcrum_module name)
   target_link_libraries(fulcrum_${name} PUBLIC ${M_DEPS} PRIVATE fulcrum_warnings)
 endfunction()
 
-# fulcrum_unit_test(NAME SOURCES... DEPS ...): a GoogleTest binary registered with ctest.
+# fulcrum_unit_test(NAME [PREFIX p] SOURCES... DEPS ...): a GoogleTest binary registered with
+# ctest, one ctest per test; PREFIX ("store.") is prepended to their names.
 find_package(GTest REQUIRED)
 include(GoogleTest)
 function(fulcrum_unit_test name)
-  cmake_parse_arguments(T "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(T "" "PREFIX" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${T_SOURCES})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests)
   target_link_libraries(${name} PRIVATE ${T_DEPS} GTest::gtest GTest::gtest_main fulcrum_warnings)
-  gtest_discover_tests(${name} DISCOVERY_MODE PRE_TEST PROPERTIES LABELS unit)
+  gtest_discover_tests(${name} TEST_PREFIX "${T_PREFIX}" DISCOVERY_MODE PRE_TEST
+                       PROPERTIES LABELS unit)
 endfunction()
 
 # llhttp, compiled from the C sources Debian's node-llhttp ships (the only HTTP/1 parser we use).

@@ -9,7 +9,7 @@ packages=(
   # toolchain
   g++ cmake ninja-build pkg-config make
   # libraries (ARCHITECTURE.md: chosen dependencies)
-  libyaml-cpp-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
+  libyaml-cpp-dev nlohmann-json3-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests: real clients, the test driver, process and network tools
   python3 curl netcat-openbsd iproute2 procps hey

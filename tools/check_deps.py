@@ -21,7 +21,7 @@ ALLOWED = {
     "l4": {"base", "net", "balance", "snapshot"},
     "l7": {"base", "net", "http", "tls", "balance", "snapshot"},
     "store": {"base"},
-    "api": {"base", "config", "store", "http", "snapshot", "net"},
+    "api": {"base", "config", "store", "http", "snapshot", "net", "balance"},
     "metrics": {"base", "store"},
     "metering": {"base", "store"},
     "cluster": {"base", "net", "store", "snapshot"},

@@ -1,5 +1,7 @@
-// fulcrumd: the Fulcrum node daemon. Serves the load balancers of --config on one worker per
-// CPU (or --workers N) until SIGTERM (graceful drain) or SIGINT.
+// fulcrumd: the Fulcrum node daemon. Serves the load balancers of its store (and of --config,
+// applied at start) on one worker per CPU (or --workers N), with the admin API on --admin, until
+// SIGTERM (graceful drain) or SIGINT. With no arguments: store under ./fulcrum-data, API on
+// 127.0.0.1:9901.
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,8 +19,21 @@ int main(int argc, char** argv) {
   bool check_only = false;
   CLI::App app{"fulcrumd: the Fulcrum load balancer node daemon"};
   app.add_option("-c,--config", options.config_path,
-                 "YAML file with load balancers, server groups and listeners")
+                 "YAML file applied at start and on SIGHUP (load balancers, certificates, acls)")
       ->check(CLI::ExistingFile);
+  app.add_option("--data-dir", options.data_dir,
+                 "state directory: the SQLite store, API tokens, admin.url")
+      ->capture_default_str();
+  app.add_option("--admin", options.admin, "admin API address IP:PORT, or off")
+      ->capture_default_str();
+  app.add_option("--token-file", options.token_file,
+                 "file holding the admin token (default: <data-dir>/admin.token, created)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--store", options.store, "configuration store: sqlite")
+      ->check(CLI::IsMember({"sqlite"}))
+      ->capture_default_str();
+  app.add_option("--node", options.node, "this node's name (default: the host name)");
+  app.add_option("--zone", options.zone, "this node's zone");
   app.add_option("-w,--workers", options.workers, "worker threads (default: one per CPU)")
       ->check(CLI::Range(0, 256));
   app.add_option("--access-log", options.access_log,
@@ -53,6 +68,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  if (options.node.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) == 0) options.node = host;
+  }
   server::Server server(options);
   if (auto st = server.start(); !st.ok()) {
     std::fprintf(stderr, "fulcrumd: %s%s%s\n",

@@ -4,7 +4,8 @@
 //
 // A Config says nothing about its own validity: build one with decode_yaml() (config/yaml.h), which
 // applies defaults and runs validate() (config/validate.h), or check one with validate() yourself.
-// Pure data, no I/O; safe to share across threads once built (treat as immutable).
+// Pure data, no I/O; safe to share across threads once built (treat as immutable). Every struct
+// compares field by field (defaulted operator==).
 #pragma once
 
 #include <cstdint>
@@ -54,16 +55,19 @@ struct Backend {
   uint32_t weight = 100;  // 0–100; 0 = no new traffic
   std::string zone;
   std::string description;
+  bool operator==(const Backend&) const = default;
 };
 
 struct ServerGroup {
   std::string name;  // unique inside its load balancer
   std::vector<Backend> backends;
+  bool operator==(const ServerGroup&) const = default;
 };
 
 struct AclRef {
   AclType type = AclType::kWhite;
   std::string acl;  // Acl::name
+  bool operator==(const AclRef&) const = default;
 };
 
 struct HealthCheck {
@@ -82,12 +86,14 @@ struct HealthCheck {
   // type udp only (both empty: healthy unless ICMP port-unreachable):
   std::string request;
   std::string expect;
+  bool operator==(const HealthCheck&) const = default;
 };
 
 struct StickySession {
   std::string type;              // insert | server
   int64_t cookie_timeout_s = 0;  // insert: 1–86400 s (required)
   std::string cookie;            // server: the cookie the backend sets (required)
+  bool operator==(const StickySession&) const = default;
 };
 
 struct XForwarded {
@@ -95,10 +101,12 @@ struct XForwarded {
   bool port = false;   // X-Forwarded-Port
   bool lb_id = false;  // SLB-ID
   bool lb_ip = false;  // SLB-IP
+  bool operator==(const XForwarded&) const = default;
 };
 
 struct RedirectToHttps {
   uint16_t port = 443;  // an HTTPS listener of the same load balancer
+  bool operator==(const RedirectToHttps&) const = default;
 };
 
 // A forwarding rule of an HTTP/HTTPS listener: matches domain and/or path prefix, then sends to
@@ -109,6 +117,7 @@ struct Rule {
   std::string path;    // prefix, starts with '/'; empty = any
   std::string server_group;
   std::string redirect;  // absolute URL (http:// or https://) or a path starting with '/'
+  bool operator==(const Rule&) const = default;
 };
 
 struct Listener {
@@ -143,11 +152,14 @@ struct Listener {
 
   // "<protocol>:<port>", e.g. "tcp:80": the listener's identity inside its load balancer.
   std::string id() const;
+
+  bool operator==(const Listener&) const = default;
 };
 
 struct Zones {
   std::string master;
   std::string slave;
+  bool operator==(const Zones&) const = default;
 };
 
 struct LoadBalancer {
@@ -161,31 +173,38 @@ struct LoadBalancer {
   std::map<std::string, std::string> tags;
   std::vector<ServerGroup> server_groups;
   std::vector<Listener> listeners;
+  bool operator==(const LoadBalancer&) const = default;
 };
 
 struct Certificate {
   std::string name;
   std::string type = "server";  // server | ca
-  std::string cert_file;        // from YAML, resolved against the YAML file's folder
+  // Exactly one of cert_file / cert_pem, and for type server exactly one of key_file / key_pem
+  // (validate() checks it). The document keys are cert_file, key_file, cert and key.
+  std::string cert_file;  // from YAML, resolved against the YAML file's folder
   std::string key_file;
-  std::string cert_pem;  // PEM chain (filled by the API, or by a later loading step)
+  std::string cert_pem;  // PEM chain (from the API / the store, or `cert` in YAML)
   std::string key_pem;   // write-only: never returned by the API nor logged
+  bool operator==(const Certificate&) const = default;
 };
 
 struct AclEntry {
   std::string cidr;  // 10.0.0.0/8, 2001:db8::/32, or one address (a /32 or /128)
   std::string comment;
+  bool operator==(const AclEntry&) const = default;
 };
 
 struct Acl {
   std::string name;
   std::vector<AclEntry> entries;  // at most 300 (kMaxAclEntries, validate.h)
+  bool operator==(const Acl&) const = default;
 };
 
 struct Config {
   std::vector<LoadBalancer> loadbalancers;
   std::vector<Certificate> certificates;
   std::vector<Acl> acls;
+  bool operator==(const Config&) const = default;
 };
 
 // Defaults that depend on the protocol. default_listener(p) is a Listener of protocol p with

@@ -63,12 +63,63 @@ void check_name(const std::string& path, const std::string& name) {
   }
 }
 
-// Free text: any bytes but control characters, at most max_len bytes.
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). Every
+// string of a valid Config is, so that the JSON form (config/json.h) carries it unchanged.
+bool is_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto lead = static_cast<unsigned char>(s[i]);
+    size_t extra = 0;  // continuation bytes
+    uint32_t min = 0;  // the smallest code point of that length (shorter is overlong)
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if ((lead & 0xe0) == 0xc0) {
+      extra = 1;
+      min = 0x80;
+    } else if ((lead & 0xf0) == 0xe0) {
+      extra = 2;
+      min = 0x800;
+    } else if ((lead & 0xf8) == 0xf0) {
+      extra = 3;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra) return false;
+    uint32_t cp = lead & (0x7fu >> (extra + 1));
+    for (size_t k = 1; k <= extra; ++k) {
+      auto cont = static_cast<unsigned char>(s[i + k]);
+      if ((cont & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cont & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+void check_utf8(const std::string& path, const std::string& text) {
+  if (!is_utf8(text)) fail(path, "must be valid UTF-8");
+}
+
+// Free text: UTF-8 without control characters, at most max_len bytes.
 void check_text(const std::string& path, const std::string& text, size_t max_len) {
   if (text.size() > max_len)
     fail(path, "must be at most " + std::to_string(max_len) + " characters");
   for (char c : text) {
     if (is_control(c)) fail(path, "must not contain control characters");
+  }
+  check_utf8(path, text);
+}
+
+// PEM text (RFC 7468): lines of printable ASCII. The message never quotes it (keys are secret).
+void check_pem(const std::string& path, const std::string& text) {
+  for (char c : text) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x80 || (is_control(c) && c != '\n' && c != '\r' && c != '\t')) {
+      fail(path, "must be PEM text (printable ASCII lines)");
+    }
   }
 }
 
@@ -381,6 +432,12 @@ class Validator {
       check_duration(field(path, "idle_timeout"), l.idle_timeout_ms, 10, 900);
     }
     check_duration(field(path, "connect_timeout"), l.connect_timeout_ms, 1, 60);
+    // Fields that do not apply to the protocol keep their defaults: no document can carry them
+    // (the decoders refuse their keys), so any other value would be lost on the way.
+    const Listener defaults = default_listener(l.protocol);
+    if (l.protocol == Protocol::kUdp && l.connect_timeout_ms != defaults.connect_timeout_ms) {
+      fail(field(path, "connect_timeout"), "only for tcp, http and https listeners");
+    }
     if (l7 && l.proxy_protocol != ProxyProtocol::kNone) {
       fail(field(path, "proxy_protocol"), "only for tcp and udp listeners");
     }
@@ -388,11 +445,16 @@ class Validator {
       fail(field(path, "proxy_protocol"), "must be none or v2 for udp listeners");
     }
     check_duration(field(path, "request_timeout"), l.request_timeout_ms, 1, 180);
+    if (!l7 && l.request_timeout_ms != defaults.request_timeout_ms) {
+      fail(field(path, "request_timeout"), "only for http and https listeners");
+    }
     if (l.sticky_session) check_sticky(field(path, "sticky_session"), l7, *l.sticky_session);
     const XForwarded& xf = l.x_forwarded;
     if (!l7 && (xf.proto || xf.port || xf.lb_id || xf.lb_ip)) {
       fail(field(path, "x_forwarded"), "only for http and https listeners");
     }
+    if (!l7 && l.gzip != defaults.gzip)
+      fail(field(path, "gzip"), "only for http and https listeners");
     if (l.redirect_to_https) {
       std::string r_path = field(path, "redirect_to_https");
       if (l.protocol != Protocol::kHttp) fail(r_path, "only for http listeners");
@@ -518,6 +580,10 @@ class Validator {
       fail(field(path, "tls_policy"),
            "must be one of tls_1_0, tls_1_1, tls_1_2, tls_1_2_strict, tls_1_2_strict_with_1_3");
     }
+    const Listener defaults = default_listener(l.protocol);
+    if (!https && l.tls_policy != defaults.tls_policy) {
+      fail(field(path, "tls_policy"), "only for https listeners");
+    }
     if (!l.ca_certificate.empty()) {
       std::string ca_path = field(path, "ca_certificate");
       if (!https) fail(ca_path, "only for https listeners");
@@ -529,6 +595,7 @@ class Validator {
         fail(ca_path, "certificate " + quoted(l.ca_certificate) + " is not of type ca");
       }
     }
+    if (!https && l.http2 != defaults.http2) fail(field(path, "http2"), "only for https listeners");
   }
 
   void check_health(const std::string& path, Protocol protocol, const HealthCheck& hc) {
@@ -570,6 +637,15 @@ class Validator {
         if (!seen.insert(c).second) fail(item(codes_path, i), "listed twice");
       }
     }
+    if (hc.type != "http") {
+      // Kept at their defaults, as the listener's fields that do not apply (check_listener).
+      const HealthCheck defaults;
+      const char* kOnlyHttp = "only for health checks of type http";
+      if (hc.method != defaults.method) fail(field(path, "method"), kOnlyHttp);
+      if (hc.uri != defaults.uri) fail(field(path, "uri"), kOnlyHttp);
+      if (hc.domain != defaults.domain) fail(field(path, "domain"), kOnlyHttp);
+      if (hc.http_codes != defaults.http_codes) fail(field(path, "http_codes"), kOnlyHttp);
+    }
     if (hc.type != "udp") {
       if (!hc.request.empty()) fail(field(path, "request"), "only for health checks of type udp");
       if (!hc.expect.empty()) fail(field(path, "expect"), "only for health checks of type udp");
@@ -577,19 +653,35 @@ class Validator {
     if (hc.request.size() > kMaxUdpPayload) {
       fail(field(path, "request"), "must be at most 512 bytes");
     }
+    check_utf8(field(path, "request"), hc.request);
     if (hc.expect.size() > kMaxUdpPayload) fail(field(path, "expect"), "must be at most 512 bytes");
+    check_utf8(field(path, "expect"), hc.expect);
   }
 
   void check_certificate(const std::string& path, const Certificate& c) {
     if (c.type != "server" && c.type != "ca") fail(field(path, "type"), "must be server or ca");
     check_text(field(path, "cert_file"), c.cert_file, kMaxFileNameLength);
     check_text(field(path, "key_file"), c.key_file, kMaxFileNameLength);
-    if (c.cert_file.empty() && c.cert_pem.empty()) fail(field(path, "cert_file"), "is required");
+    check_pem(field(path, "cert"), c.cert_pem);
+    check_pem(field(path, "key"), c.key_pem);
+    // Exactly one form of each: a file name or the PEM text itself.
+    if (c.cert_file.empty() && c.cert_pem.empty()) {
+      fail(field(path, "cert_file"), "is required (or cert with the PEM text)");
+    }
+    if (!c.cert_file.empty() && !c.cert_pem.empty()) {
+      fail(field(path, "cert"), "cannot be combined with cert_file");
+    }
     bool has_key = !c.key_file.empty() || !c.key_pem.empty();
     if (c.type == "server" && !has_key) {
-      fail(field(path, "key_file"), "is required for server certificates");
+      fail(field(path, "key_file"),
+           "is required for server certificates (or key with the PEM text)");
     }
-    if (c.type == "ca" && has_key) fail(field(path, "key_file"), "only for server certificates");
+    if (!c.key_file.empty() && !c.key_pem.empty()) {
+      fail(field(path, "key"), "cannot be combined with key_file");
+    }
+    if (c.type == "ca" && has_key) {
+      fail(field(path, c.key_pem.empty() ? "key_file" : "key"), "only for server certificates");
+    }
   }
 
   void check_acl(const std::string& path, const Acl& acl) {

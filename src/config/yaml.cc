@@ -16,13 +16,20 @@
 #include <vector>
 
 #include "base/duration.h"
+#include "config/decode_internal.h"
 #include "config/validate.h"
 
 namespace fulcrum::config {
 namespace {
 
-// Decoding stops at the first problem: decoders throw DecodeError, decode_yaml() catches it (and
-// everything yaml-cpp throws) and turns it into a Result.
+using internal::kBoolTag;
+using internal::kFloatTag;
+using internal::kIntTag;
+using internal::kMaxValues;
+using internal::kPlainTag;
+
+// Decoding stops at the first problem: decoders throw DecodeError, decode_tree() catches it and
+// turns it into a Result (decode_yaml() catches what yaml-cpp's parser throws).
 struct DecodeError {
   base::Error error;
 };
@@ -37,16 +44,6 @@ std::string field(const std::string& path, std::string_view key) {
 std::string item(const std::string& path, size_t i) {
   return path + "[" + std::to_string(i) + "]";
 }
-
-// Work budget: keys and list items visited. YAML aliases let a small document name the same
-// subtree many times over (k aliases per level give k^depth objects); this bounds the work and the
-// size of the decoded Config whatever the input. A million is far beyond any real file.
-constexpr size_t kMaxValues = 1'000'000;
-
-// yaml-cpp tags: "?" for plain scalars, "!" for quoted ones, or an explicit "!!type".
-constexpr std::string_view kPlainTag = "?";
-constexpr std::string_view kIntTag = "tag:yaml.org,2002:int";
-constexpr std::string_view kBoolTag = "tag:yaml.org,2002:bool";
 
 // Which listener protocols a key applies to (a bit per Protocol).
 constexpr uint8_t bit(Protocol p) {
@@ -187,8 +184,13 @@ class Decoder {
 
   // --- Scalars -----------------------------------------------------------------------------------
 
+  // Any scalar but one typed as a number or a boolean (JSON's 5 and true, YAML's !!int 5): plain
+  // YAML scalars are strings too (name: 123).
   static std::string str(const YAML::Node& node, const std::string& path) {
-    if (!node.IsScalar()) fail(path, "must be a string");
+    if (!node.IsScalar() || node.Tag() == kIntTag || node.Tag() == kFloatTag ||
+        node.Tag() == kBoolTag) {
+      fail(path, "must be a string");
+    }
     return node.Scalar();
   }
 
@@ -573,6 +575,10 @@ class Decoder {
         c.cert_file = resolve(str(v, p));
       } else if (key == "key_file") {
         c.key_file = resolve(str(v, p));
+      } else if (key == "cert") {
+        c.cert_pem = str(v, p);
+      } else if (key == "key") {
+        c.key_pem = str(v, p);
       } else {
         fail(p, "unknown field");
       }
@@ -662,6 +668,23 @@ size_t count_documents(const std::string& text) {
 
 }  // namespace
 
+bool internal::listener_key_applies(std::string_view key, Protocol p) {
+  for (const ListenerKey& k : kListenerKeys) {
+    if (k.key == key) return (k.protocols & bit(p)) != 0;
+  }
+  return false;
+}
+
+base::Result<Config> internal::decode_tree(const YAML::Node& root, const std::string& base_dir) {
+  try {
+    return Decoder(base_dir).document(root);
+  } catch (DecodeError& e) {
+    return std::move(e.error);
+  } catch (const std::exception& e) {  // the decoder uses no yaml-cpp conversions: a bug
+    return base::Error::internal(std::string("decoding the configuration failed: ") + e.what());
+  }
+}
+
 base::Result<Config> decode_yaml(std::string_view text, const std::string& base_dir) {
   if (text.size() > kMaxYamlBytes) {
     return base::Error::config("", "document too large (more than 16 MiB)");
@@ -676,9 +699,9 @@ base::Result<Config> decode_yaml(std::string_view text, const std::string& base_
     }
     YAML::Node root = documents == 1 ? YAML::Load(input) : YAML::Node();
     if (root.IsNull()) return base::Error::config("", "the document is empty");
-    config = Decoder(base_dir).document(root);
-  } catch (DecodeError& e) {
-    return std::move(e.error);
+    base::Result<Config> decoded = internal::decode_tree(root, base_dir);
+    if (!decoded.ok()) return decoded.take_error();
+    config = std::move(decoded).value();
   } catch (const YAML::ParserException& e) {  // includes DeepRecursion (nesting too deep)
     std::string message = "YAML syntax error";
     if (!e.mark.is_null()) {

@@ -18,8 +18,9 @@ namespace fulcrum::config {
 inline constexpr size_t kMaxYamlBytes = 16u << 20;
 
 // Decodes `text`, applies every default (those that depend on the protocol once it is known) and
-// runs validate(). Relative cert_file/key_file names are resolved against `base_dir` (kept as
-// written when base_dir is empty). Certificate PEM contents are not read here.
+// runs validate(). A certificate names its files (cert_file, key_file) or carries the PEM text
+// itself (cert, key), as in JSON (config/json.h). Relative cert_file/key_file names are resolved
+// against `base_dir` (kept as written when base_dir is empty); the files are not read here.
 base::Result<Config> decode_yaml(std::string_view text, const std::string& base_dir);
 
 // Reads `path` and decodes it with base_dir = the file's folder.

@@ -25,11 +25,12 @@ constexpr int64_t kJitterDivisor = 10;
 // One (listener, backend) pair: its schedule, the check in flight, and its health state.
 class Probe final : public net::IoHandler, public net::Deferred {
  public:
-  Probe(Monitor& owner, std::string key, std::string label, net::SocketAddress target,
-        snapshot::HealthCheck check, std::string host)
+  Probe(Monitor& owner, std::string key, std::string label, Monitor::CheckCounts counts,
+        net::SocketAddress target, snapshot::HealthCheck check, std::string host)
       : owner_(owner),
         key_(std::move(key)),
         label_(std::move(label)),
+        counts_(std::move(counts)),
         target_(target),
         check_(std::move(check)),
         host_(std::move(host)),
@@ -46,6 +47,7 @@ class Probe final : public net::IoHandler, public net::Deferred {
   const std::string& key() const { return key_; }
   const std::string& label() const { return label_; }
   const BackendHealth& state() const { return state_; }
+  const Monitor::CheckCounts& counts() const { return counts_; }
 
   void stop() {
     abort_check();
@@ -175,6 +177,7 @@ class Probe final : public net::IoHandler, public net::Deferred {
 
   void finish(bool ok, std::string error = {}) {
     abort_check();
+    ++(ok ? counts_.successes : counts_.failures);
     Thresholds t{check_.healthy_threshold, check_.unhealthy_threshold};
     snapshot::Health before = state_.status();
     if (state_.on_check(ok, owner_.loop_.now_ms(), t, error)) {
@@ -196,6 +199,7 @@ class Probe final : public net::IoHandler, public net::Deferred {
   Monitor& owner_;
   std::string key_;
   std::string label_;  // "lb tcp:8000 backend 127.0.0.1:9001"
+  Monitor::CheckCounts counts_;
   net::SocketAddress target_;
   snapshot::HealthCheck check_;
   std::string host_;
@@ -239,8 +243,9 @@ void Monitor::update(const snapshot::Snapshot& snap) {
       std::string host =
           l->health_check.domain.empty() ? b.address.ip_string() : l->health_check.domain;
       std::string label = l->lb_name + " " + l->id + " backend " + b.name;
-      next.emplace(key, std::make_unique<Probe>(*this, key, std::move(label), target,
-                                                l->health_check, std::move(host)));
+      CheckCounts counts{l->lb_name, l->id, b.name, 0, 0};
+      next.emplace(key, std::make_unique<Probe>(*this, key, std::move(label), std::move(counts),
+                                                target, l->health_check, std::move(host)));
     }
   }
   // What is left is gone. Its events may still be queued in this batch: destroy it after.
@@ -252,6 +257,13 @@ void Monitor::update(const snapshot::Snapshot& snap) {
   snapshot::HealthTable table;
   for (const auto& [key, probe] : probes_) table.emplace(key, probe->state().status());
   table_ = std::move(table);
+}
+
+std::vector<Monitor::CheckCounts> Monitor::check_counts() const {
+  std::vector<CheckCounts> out;
+  out.reserve(probes_.size());
+  for (const auto& [key, probe] : probes_) out.push_back(probe->counts());
+  return out;
 }
 
 void Monitor::report_failure(const std::string& key, const std::string& error) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "net/event_loop.h"
 #include "snapshot/snapshot.h"
@@ -38,6 +39,18 @@ class Monitor {
   const snapshot::HealthTable& table() const { return table_; }
   size_t size() const { return probes_.size(); }
   uint64_t checks_started() const { return checks_started_; }
+
+  // Active checks finished for one (listener, backend) pair, since its checks (re)started (a
+  // change of its address or check settings starts them again from zero).
+  struct CheckCounts {
+    std::string lb;
+    std::string listener;  // listener id, "http:8080"
+    std::string backend;   // "address:port"
+    uint64_t successes = 0;
+    uint64_t failures = 0;  // timeouts and refused connections included; passive reports not
+  };
+  // Every pair checked now, ordered by health key.
+  std::vector<CheckCounts> check_counts() const;
 
  private:
   friend class Probe;

@@ -1,5 +1,6 @@
 // What every L4 object on one worker shares: the loop, pooled buffers and pipes, counters.
-// [worker] only.
+// [worker] only. Per-listener and per-backend counters (connections, bytes) live in each
+// listener's ListenerRuntime (l4/tcp_listener.h), not here.
 #pragma once
 
 #include <cstdint>
@@ -12,14 +13,9 @@
 namespace fulcrum::l4 {
 
 struct Counters {
-  uint64_t connections_accepted = 0;
-  uint64_t connections_active = 0;
-  uint64_t connections_failed = 0;  // no backend could be reached
-  uint64_t connect_retries = 0;     // a backend failed and another was tried
+  uint64_t connect_retries = 0;  // a backend failed and another was tried
   uint64_t idle_timeouts = 0;
   uint64_t drain_closes = 0;  // closed at the drain deadline of a removed backend
-  uint64_t bytes_in = 0;      // client -> backend
-  uint64_t bytes_out = 0;     // backend -> client
   uint64_t splice_flows = 0;  // directions that switched to splice
 };
 

@@ -42,7 +42,14 @@ TcpListener::~TcpListener() = default;
 void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   bool persistent = cfg->persistence_timeout_ms > 0;
   acceptor_.set_label(cfg->lb_name + " " + cfg->id);
-  runtime_->current = std::make_shared<ListenerState>(std::move(cfg), runtime_->current.get());
+  auto state = std::make_shared<ListenerState>(std::move(cfg), runtime_->current.get());
+  const snapshot::ServerGroup& group = *state->config->group;
+  state->backend_counters.reserve(group.backends.size());
+  for (const snapshot::Backend& b : group.backends) {
+    state->backend_counters.push_back(runtime_->backends.use(group.name, b.id, b.name));
+  }
+  runtime_->backends.sweep();
+  runtime_->current = std::move(state);
   // Entries keep their own expiry; turning persistence off forgets them, turning it on starts
   // empty. Backend ids that left the group are ignored on lookup.
   if (persistent && !runtime_->persistence) {
@@ -55,7 +62,7 @@ void TcpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
 void TcpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,
                             const net::SocketAddress& local) {
   auto* l = static_cast<TcpListener*>(self);
-  ++l->ctx_.counters.connections_accepted;
+  ++l->runtime_->counters.connections;
   auto* session = new TcpSession(l->ctx_, l->runtime_, std::move(fd), peer, local);
   session->start();  // owned by the registry from here; deleted through the loop
 }

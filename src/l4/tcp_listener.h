@@ -6,6 +6,7 @@
 
 #include "balance/balancer.h"
 #include "balance/persistence.h"
+#include "base/counters.h"
 #include "l4/context.h"
 #include "net/acceptor.h"
 #include "net/event_loop.h"
@@ -21,15 +22,20 @@ struct ListenerState {
   std::shared_ptr<const snapshot::Listener> config;
   balance::Cursor cursor;
   std::vector<uint32_t> active;  // per backend of config->group
+  // Per backend of config->group: the entries of ListenerRuntime::backends (set by TcpListener).
+  std::vector<std::shared_ptr<base::BackendCounters>> backend_counters;
 };
 
 // What outlives one generation of a listener on one worker: the current state, which sessions of
 // every generation account their connections to (so wlc counts stay true across reloads), and
-// the source-IP persistence table (so a reload keeps clients where they are). Held by the
-// listener and by each of its sessions; it outlives a removed listener until its last session.
+// the source-IP persistence table (so a reload keeps clients where they are), and the counters
+// the metrics report. Held by the listener and by each of its sessions; it outlives a removed
+// listener until its last session.
 struct ListenerRuntime {
   std::shared_ptr<ListenerState> current;
   std::unique_ptr<balance::PersistenceTable> persistence;  // null while persistence is off
+  base::ListenerCounters counters;
+  base::BackendCounterTable backends;  // the backends of current->config->group
 };
 
 class TcpListener {
@@ -43,6 +49,8 @@ class TcpListener {
   void update(std::shared_ptr<const snapshot::Listener> cfg);
   // The current generation of this listener's configuration.
   const snapshot::Listener& config() const { return *runtime_->current->config; }
+  // What the metrics read (on this worker, by copying).
+  const ListenerRuntime& runtime() const { return *runtime_; }
   // Hands the listening socket over; see net::Acceptor::release.
   net::UniqueFd release_socket() { return acceptor_.release(); }
 

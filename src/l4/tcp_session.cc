@@ -49,11 +49,11 @@ TcpSession::TcpSession(WorkerContext& ctx, std::shared_ptr<ListenerRuntime> runt
   client_.session = this;
   client_.fd = client_fd_.get();
   backend_.session = this;
-  up_ = Flow{&client_, &backend_, nullptr, {}, false, 0, &ctx_.counters.bytes_in};
-  down_ = Flow{&backend_, &client_, nullptr, {}, false, 0, &ctx_.counters.bytes_out};
+  up_ = Flow{&client_, &backend_, nullptr, {}, false, 0, &runtime_->counters.bytes_in};
+  down_ = Flow{&backend_, &client_, nullptr, {}, false, 0, &runtime_->counters.bytes_out};
   tried_.reset(state_->config->group->backends.size());
   ctx_.sessions->add(this);
-  ++ctx_.counters.connections_active;
+  ++runtime_->counters.active;
 }
 
 TcpSession::~TcpSession() {
@@ -106,11 +106,14 @@ bool TcpSession::connect_next() {
     ++attempts_;
     tried_.set(index);
     const snapshot::Backend& backend = group.backends[index];
+    base::BackendCounters& counters = *state_->backend_counters[index];
+    ++counters.connections;
     bool in_progress = false;
     auto fd = net::connect_tcp(backend.address, &in_progress);
     if (!fd.ok()) {
       FLOG_DEBUG("{} {}: connect to {} failed: {}", cfg.lb_name, cfg.id, backend.name,
                  fd.error().message);
+      ++counters.connect_failures;
       ++ctx_.counters.connect_retries;
       if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, fd.error().sys_errno);
       continue;
@@ -121,6 +124,7 @@ bool TcpSession::connect_next() {
     backend_.hangup_seen = false;
     backend_index_ = index;
     if (uint32_t* active = active_slot(index)) ++*active;
+    ++counters.active;
     if (!ctx_.loop.add(backend_.fd, kSideEvents, &backend_).ok()) {
       release_backend();
       continue;
@@ -133,7 +137,7 @@ bool TcpSession::connect_next() {
     return true;
   }
   FLOG_DEBUG("{} {}: no backend reachable for {}", cfg.lb_name, cfg.id, peer_.to_string());
-  ++ctx_.counters.connections_failed;
+  ++runtime_->counters.dropped;
   close(/*reset=*/true);
   return false;
 }
@@ -151,6 +155,7 @@ void TcpSession::release_backend() {
     // Counted in some generation, released in the current one: the counts were carried over by
     // backend identity in between, or the backend left and came back (then never below zero).
     if (uint32_t* active = active_slot(backend_index_); active && *active > 0) --*active;
+    --state_->backend_counters[backend_index_]->active;
     backend_index_ = balance::kNoHost;
   }
   backend_fd_.reset();
@@ -161,6 +166,7 @@ void TcpSession::on_connect_failed(int err) {
   const snapshot::Listener& cfg = *state_->config;
   FLOG_DEBUG("{} {}: backend {} failed to connect: {}", cfg.lb_name, cfg.id,
              cfg.group->backends[backend_index_].name, std::strerror(err));
+  ++state_->backend_counters[backend_index_]->connect_failures;
   ++ctx_.counters.connect_retries;
   if (ctx_.on_backend_failure)
     ctx_.on_backend_failure(cfg, cfg.group->backends[backend_index_], err);
@@ -400,7 +406,7 @@ void TcpSession::close(bool reset) {
   client_fd_.reset();
   client_.fd = -1;
   release_backend();
-  --ctx_.counters.connections_active;
+  --runtime_->counters.active;
   ctx_.sessions->remove(this);
   ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
 }

@@ -14,14 +14,14 @@
 
 namespace fulcrum::l7 {
 
+// Worker-wide totals. Per-listener and per-backend counters (connections, bytes, responses by
+// class, latency histograms) live in each listener's HttpListenerRuntime (l7/http_listener.h).
 struct HttpCounters {
-  uint64_t connections_accepted = 0;
   uint64_t requests = 0;
-  uint64_t responses_by_class[6] = {};  // [1] 1xx ... [5] 5xx, including Fulcrum's own errors
-  uint64_t bad_requests = 0;            // refused by the parser (400/413/414/431/501/505)
-  uint64_t upstream_errors = 0;         // 502 answered
-  uint64_t no_backend = 0;              // 503 answered
-  uint64_t timeouts = 0;                // 504 answered
+  uint64_t bad_requests = 0;     // refused by the parser (400/413/414/431/501/505)
+  uint64_t upstream_errors = 0;  // 502 answered
+  uint64_t no_backend = 0;       // 503 answered
+  uint64_t timeouts = 0;         // 504 answered
   uint64_t retries = 0;
 };
 

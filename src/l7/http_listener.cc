@@ -20,24 +20,40 @@ HttpListenerState::HttpListenerState(std::shared_ptr<const snapshot::Listener> c
 HttpListener::HttpListener(HttpContext& ctx, net::UniqueFd fd,
                            std::shared_ptr<const snapshot::Listener> cfg)
     : ctx_(ctx),
-      current_(std::make_shared<std::shared_ptr<HttpListenerState>>(
-          std::make_shared<HttpListenerState>(cfg))),
+      runtime_(std::make_shared<HttpListenerRuntime>()),
       acceptor_(ctx.loop, std::move(fd), &HttpListener::on_accept, this,
-                cfg->lb_name + " " + cfg->id) {}
+                cfg->lb_name + " " + cfg->id) {
+  update(std::move(cfg));
+}
 
 HttpListener::~HttpListener() = default;
 
 void HttpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   acceptor_.set_label(cfg->lb_name + " " + cfg->id);
-  *current_ = std::make_shared<HttpListenerState>(std::move(cfg));
+  auto state = std::make_shared<HttpListenerState>(std::move(cfg));
+  // The same group behind two targets shares its entries: (group, backend) is one series.
+  for (size_t i = 0; i < state->targets.size(); ++i) {
+    const snapshot::HttpTarget& t = state->config->targets[i];
+    if (!t.group) continue;
+    auto& counters = state->targets[i].backend_counters;
+    counters.reserve(t.group->backends.size());
+    for (const snapshot::Backend& b : t.group->backends) {
+      counters.push_back(runtime_->backends.use(t.group->name, b.id, b.name));
+    }
+  }
+  runtime_->backends.sweep();
+  runtime_->current = std::move(state);
 }
 
 void HttpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,
                              const net::SocketAddress& local) {
   auto* l = static_cast<HttpListener*>(self);
-  ++l->ctx_.counters.connections_accepted;
-  if (l->ctx_.draining) return;  // fd closes: a draining worker takes no new client
-  auto* session = new HttpSession(l->ctx_, l->current_, std::move(fd), peer, local);
+  ++l->runtime_->counters.connections;
+  if (l->ctx_.draining) {
+    ++l->runtime_->counters.dropped;
+    return;  // fd closes: a draining worker takes no new client
+  }
+  auto* session = new HttpSession(l->ctx_, l->runtime_, std::move(fd), peer, local);
   session->start();  // owned by the session list from here; deleted through the loop
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "balance/balancer.h"
+#include "base/counters.h"
 #include "l7/context.h"
 #include "net/acceptor.h"
 #include "snapshot/snapshot.h"
@@ -20,9 +21,29 @@ struct HttpListenerState {
     explicit Target(const balance::Table& table) : cursor(table) {}
     balance::Cursor cursor;
     std::vector<uint32_t> active;  // requests in flight per backend (wlc)
+    // Per backend of the target's group: the entries of HttpListenerRuntime::backends (set by
+    // HttpListener; empty for a redirect).
+    std::vector<std::shared_ptr<base::BackendCounters>> backend_counters;
   };
   std::shared_ptr<const snapshot::Listener> config;
   std::vector<Target> targets;  // index-aligned with config->targets
+};
+
+// HTTP-only counters of one listener on one worker.
+struct HttpListenerCounters {
+  uint64_t responses_by_class[6] = {};       // [1] 1xx ... [5] 5xx, Fulcrum's own answers included
+  base::LatencyHistogram request_duration;   // request head received -> response complete
+  base::LatencyHistogram upstream_response;  // request head sent to the backend -> response head
+};
+
+// What outlives one generation of a listener on one worker: the current state (which sessions
+// take for their next request) and the counters the metrics report. Held by the listener and by
+// each of its sessions.
+struct HttpListenerRuntime {
+  std::shared_ptr<HttpListenerState> current;
+  base::ListenerCounters counters;
+  HttpListenerCounters http;
+  base::BackendCounterTable backends;  // the backends of every target's group
 };
 
 class HttpListener {
@@ -34,7 +55,9 @@ class HttpListener {
 
   // Adopts a new generation; requests in flight keep theirs.
   void update(std::shared_ptr<const snapshot::Listener> cfg);
-  const snapshot::Listener& config() const { return *(*current_)->config; }
+  const snapshot::Listener& config() const { return *runtime_->current->config; }
+  // What the metrics read (on this worker, by copying).
+  const HttpListenerRuntime& runtime() const { return *runtime_; }
   net::UniqueFd release_socket() { return acceptor_.release(); }
 
  private:
@@ -43,7 +66,7 @@ class HttpListener {
 
   HttpContext& ctx_;
   // Shared with sessions so that their next request uses the newest generation.
-  std::shared_ptr<std::shared_ptr<HttpListenerState>> current_;
+  std::shared_ptr<HttpListenerRuntime> runtime_;
   net::Acceptor acceptor_;
 };
 

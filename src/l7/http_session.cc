@@ -108,8 +108,7 @@ void HttpSessionList::close_all() {
 
 // ---- HttpSession ----
 
-HttpSession::HttpSession(HttpContext& ctx,
-                         std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
+HttpSession::HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
                          net::UniqueFd client, const net::SocketAddress& peer,
                          const net::SocketAddress& local)
     : ctx_(ctx),
@@ -121,6 +120,7 @@ HttpSession::HttpSession(HttpContext& ctx,
       timer_(ctx.loop, &HttpSession::on_timer, this) {
   client_side_.session = this;
   ctx_.sessions.add(this);
+  ++listener_->counters.active;
 }
 
 HttpSession::~HttpSession() = default;
@@ -135,7 +135,7 @@ void HttpSession::start() {
     close(true);
     return;
   }
-  idle_deadline_ms_ = ctx_.loop.now_ms() + (*listener_)->config->idle_timeout_ms;
+  idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
   arm_timer();
   on_client_io(EPOLLIN);
 }
@@ -155,6 +155,7 @@ void HttpSession::close(bool reset) {
   client_fd_.reset();
   release_upstream(false);
   unpark();  // a clean connection: others can use it
+  --listener_->counters.active;
   ctx_.sessions.remove(this);
   ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
 }
@@ -183,8 +184,10 @@ bool HttpSession::read_client() {
     client_in_.clear();
     client_in_used_ = 0;
   }
+  size_t had = client_in_.size();
   ReadResult r =
       read_into(client_fd_.get(), client_in_, client_in_used_ + kMaxBuffered, client_hangup_);
+  listener_->counters.bytes_in += client_in_.size() - had;
   if (r == kFailed) {
     close(true);
     return false;
@@ -276,7 +279,10 @@ void HttpSession::process_client_input() {
 void HttpSession::on_request_head() {
   const http::RequestHead& head = request_parser_.head();
   ++ctx_.counters.requests;
-  state_ = *listener_;
+  request_start_ns_ = base::monotonic_ns();
+  timing_ = true;
+  upstream_sent_ns_ = 0;
+  state_ = listener_->current;
   const snapshot::Listener& cfg = *state_->config;
   method_ = head.method;
   client_minor_ = head.version_minor;
@@ -287,7 +293,6 @@ void HttpSession::on_request_head() {
   request_sent_any_ = response_started_ = response_done_ = false;
   logging_ = cfg.access_log && ctx_.access_log;
   if (logging_) {
-    request_start_ns_ = base::monotonic_ns();
     response_head_ns_ = 0;
     bytes_out_ = 0;
     log_method_.assign(head.method_text);
@@ -297,7 +302,7 @@ void HttpSession::on_request_head() {
   }
   accept_encoding_.clear();
   gzip_.reset();
-  if ((*listener_)->config->gzip) {
+  if (cfg.gzip) {
     for (const http::Header& h : head.headers) {
       if (iequals(h.name, "accept-encoding")) {
         if (!accept_encoding_.empty()) accept_encoding_ += ", ";
@@ -389,7 +394,8 @@ void HttpSession::answer_redirect(const std::string& location) {
   if (!request_body_done_) client_keep_alive_ = false;
   client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n";
   client_out_ += client_keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
-  ++ctx_.counters.responses_by_class[3];
+  ++listener_->http.responses_by_class[3];
+  observe_request_done();
   if (logging_) log_request(302);
   keep_client_ = client_keep_alive_;
   request_body_done_ = true;
@@ -414,7 +420,8 @@ void HttpSession::answer_error(uint16_t status, std::string_view detail) {
                  std::string(http::reason_phrase(status)) +
                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
                  "\r\nConnection: close\r\n\r\n" + body;
-  ++ctx_.counters.responses_by_class[std::min<size_t>(status / 100, 5)];
+  ++listener_->http.responses_by_class[std::min<size_t>(status / 100, 5)];
+  observe_request_done();
   response_started_ = true;
   keep_client_ = false;
   phase_ = Phase::kClosing;
@@ -423,10 +430,12 @@ void HttpSession::answer_error(uint16_t status, std::string_view detail) {
 }
 
 bool HttpSession::flush_client() {
-  if (!client_out_.empty() && !write_from(client_fd_.get(), client_out_)) {
+  size_t pending = client_out_.size();
+  if (pending > 0 && !write_from(client_fd_.get(), client_out_)) {
     close(true);
     return false;
   }
+  listener_->counters.bytes_out += pending - client_out_.size();
   if (client_out_.empty() && phase_ == Phase::kClosing) {
     close(false);
     return false;
@@ -464,6 +473,8 @@ void HttpSession::connect_upstream() {
     const snapshot::Backend& backend = target.group->backends[index];
     backend_ = index;
     ++ts.active[index];
+    base::BackendCounters& counters = *ts.backend_counters[index];
+    ++counters.active;
     // A pooled connection first (only for a request that can be sent again if it turns out to
     // be dead); else a new one.
     // The connection this client's previous request used, if it goes to the same backend: no
@@ -487,10 +498,13 @@ void HttpSession::connect_upstream() {
       return;
     }
     upstream_reused_ = false;
+    ++counters.connections;
     bool in_progress = false;
     auto fresh = net::connect_tcp(backend.address, &in_progress);
     if (!fresh.ok()) {
       --ts.active[index];
+      --counters.active;
+      ++counters.connect_failures;
       backend_ = UINT32_MAX;
       ++ctx_.counters.retries;
       if (ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, fresh.error().sys_errno);
@@ -511,6 +525,7 @@ void HttpSession::connect_upstream() {
     arm_timer();
     return;
   }
+  ++listener_->counters.dropped;  // the answer below closes the connection
   if (attempts_ == 0) {
     ++ctx_.counters.no_backend;
     answer_error(503, "no backend available");
@@ -526,6 +541,9 @@ void HttpSession::upstream_failed(int err, const char* what) {
   FLOG_DEBUG("{} {}: backend {} {}: {}", cfg.lb_name, cfg.id, backend.name, what,
              std::strerror(err));
   bool reused = upstream_reused_;
+  if (phase_ == Phase::kConnecting) {
+    ++state_->targets[target_].backend_counters[backend_]->connect_failures;
+  }
   if (!reused && ctx_.on_backend_failure) ctx_.on_backend_failure(cfg, backend, err);
   release_upstream(false);
   upstream_reused_ = false;
@@ -555,6 +573,7 @@ void HttpSession::upstream_failed(int err, const char* what) {
 
 void HttpSession::on_upstream_connected() {
   phase_ = Phase::kExchange;
+  upstream_sent_ns_ = base::monotonic_ns();
   response_parser_.expect(method_, upgrade_requested_);
   arm_timer();
   if (!flush_upstream()) return;
@@ -715,10 +734,24 @@ void HttpSession::process_upstream_input() {
         }
       }
       if (!add.empty() || !remove.empty()) options.edits = http::HeaderEdits{remove, add};
+      if (!head.informational() || head.status == 101) {
+        // The final answer (a 101 is the last one HTTP says about this request).
+        int64_t now_ns = base::monotonic_ns();
+        if (upstream_sent_ns_ != 0) {
+          listener_->http.upstream_response.observe(now_ns - upstream_sent_ns_);
+        }
+        upstream_sent_ns_ = 0;
+        if (logging_) response_head_ns_ = now_ns;
+        size_t code_class = std::min<size_t>(head.status / 100, 5);
+        ++listener_->http.responses_by_class[code_class];
+        if (backend_ != UINT32_MAX) {
+          ++state_->targets[target_].backend_counters[backend_]->responses_by_class[code_class];
+        }
+        if (head.status == 101) timing_ = false;  // a tunnel, not a request with a duration
+      }
       if (!head.informational()) {
         response_started_ = true;
         if (logging_) {
-          response_head_ns_ = base::monotonic_ns();
           if (backend_ != UINT32_MAX) {
             log_backend_ = state_->config->targets[target_].group->backends[backend_].name;
           }
@@ -727,7 +760,6 @@ void HttpSession::process_upstream_input() {
         arm_timer();
         response_framing_ = http::response_framing(*out_head, client_minor_);
         keep_client_ = http::response_keeps_client(*out_head, options);
-        ++ctx_.counters.responses_by_class[std::min<size_t>(head.status / 100, 5)];
       } else if (head.status == 101) {
         response_started_ = true;
         response_framing_ = http::Framing::kNone;
@@ -783,6 +815,7 @@ void HttpSession::process_upstream_input() {
 }
 
 void HttpSession::finish_exchange() {
+  observe_request_done();
   const http::ResponseHead& head = response_parser_.head();
   if (logging_) log_request(head.status);
   bytes_in_ = 0;
@@ -801,7 +834,7 @@ void HttpSession::finish_exchange() {
     return;
   }
   phase_ = Phase::kIdle;
-  idle_deadline_ms_ = ctx_.loop.now_ms() + (*listener_)->config->idle_timeout_ms;
+  idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
   arm_timer();
   if (!flush_client()) return;
   process_client_input();  // a pipelined request may be waiting
@@ -811,6 +844,7 @@ void HttpSession::release_upstream(bool reusable) {
   if (state_ && backend_ != UINT32_MAX) {
     auto& active = state_->targets[target_].active;
     if (active[backend_] > 0) --active[backend_];
+    --state_->targets[target_].backend_counters[backend_]->active;
   }
   if (upstream_) {
     if (reusable) {
@@ -829,7 +863,7 @@ void HttpSession::release_upstream(bool reusable) {
 void HttpSession::log_request(uint16_t status) {
   logging_ = false;  // once per request
   AccessLog& log = *ctx_.access_log;
-  const snapshot::Listener& cfg = state_ ? *state_->config : *(*listener_)->config;
+  const snapshot::Listener& cfg = state_ ? *state_->config : *listener_->current->config;
   int64_t now = base::monotonic_ns();
   log.begin();
   log.field("lb", cfg.lb_name);
@@ -849,6 +883,12 @@ void HttpSession::log_request(uint16_t status) {
   log.field("request_id", log_request_id_);
   log.end();
   bytes_in_ = 0;
+}
+
+void HttpSession::observe_request_done() {
+  if (!timing_) return;
+  timing_ = false;
+  listener_->http.request_duration.observe(base::monotonic_ns() - request_start_ns_);
 }
 
 void HttpSession::finish_gzip() {
@@ -879,18 +919,26 @@ void HttpSession::check_parked() {
 void HttpSession::relay_tunnel() {
   // Raw bytes both ways until either side ends; no HTTP any more.
   auto ended = [](ReadResult r) { return r == kEof || r == kFailed; };
+  base::ListenerCounters& counters = listener_->counters;
+  auto write_client = [&] {
+    size_t pending = client_out_.size();
+    bool ok = write_from(client_fd_.get(), client_out_);
+    counters.bytes_out += pending - client_out_.size();
+    return ok;
+  };
   bool done = false;
   for (int round = 0; round < 64 && !done; ++round) {  // bounded: other sessions get a turn
+    size_t had = upstream_out_.size();
     ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered, true);
+    counters.bytes_in += upstream_out_.size() - had;
     ReadResult from_upstream = read_into(upstream_->fd(), client_out_, kMaxBuffered, true);
     done = ended(from_client) || ended(from_upstream) ||
-           !write_from(upstream_->fd(), upstream_out_) ||
-           !write_from(client_fd_.get(), client_out_);
+           !write_from(upstream_->fd(), upstream_out_) || !write_client();
     if (from_client != kFull && from_upstream != kFull) break;
   }
   if (done) {
     // One side ended: deliver what is buffered as best we can, then close both.
-    write_from(client_fd_.get(), client_out_);
+    write_client();
     write_from(upstream_->fd(), upstream_out_);
     close(false);
   }
@@ -899,7 +947,7 @@ void HttpSession::relay_tunnel() {
 // ---- timers ----
 
 void HttpSession::arm_timer() {
-  const snapshot::Listener& cfg = state_ ? *state_->config : *(*listener_)->config;
+  const snapshot::Listener& cfg = state_ ? *state_->config : *listener_->current->config;
   int64_t now = ctx_.loop.now_ms();
   switch (phase_) {
     case Phase::kIdle:

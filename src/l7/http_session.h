@@ -27,9 +27,8 @@ class HttpSession final : public net::Deferred,
                           public net::IntrusiveLink<HttpSession>,
                           private UpstreamOwner {
  public:
-  HttpSession(HttpContext& ctx, std::shared_ptr<std::shared_ptr<HttpListenerState>> listener,
-              net::UniqueFd client, const net::SocketAddress& peer,
-              const net::SocketAddress& local);
+  HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener, net::UniqueFd client,
+              const net::SocketAddress& peer, const net::SocketAddress& local);
   ~HttpSession() override;
 
   void start();
@@ -78,9 +77,11 @@ class HttpSession final : public net::Deferred,
   void unpark();
   void finish_gzip();
   void check_parked();
+  // The request in flight is answered: counts its duration once (if its head was received).
+  void observe_request_done();
 
   HttpContext& ctx_;
-  std::shared_ptr<std::shared_ptr<HttpListenerState>> listener_;
+  std::shared_ptr<HttpListenerRuntime> listener_;
   net::SocketAddress peer_;
   net::SocketAddress local_;
   std::string peer_ip_;
@@ -131,7 +132,9 @@ class HttpSession final : public net::Deferred,
   // Access log of the request in flight (filled only when the listener logs).
   void log_request(uint16_t status);
   bool logging_ = false;
-  int64_t request_start_ns_ = 0;
+  bool timing_ = false;           // request_start_ns_ belongs to a request not yet answered
+  int64_t request_start_ns_ = 0;  // its head was received (monotonic)
+  int64_t upstream_sent_ns_ = 0;  // its head started going to the backend; 0: not yet
   int64_t response_head_ns_ = 0;
   uint64_t bytes_in_ = 0;   // request bytes read from the client
   uint64_t bytes_out_ = 0;  // response bytes queued for the client

@@ -199,7 +199,22 @@ void EventLoop::run_posted() {
   for (auto& fn : batch) fn();
 }
 
+bool EventLoop::try_post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    if (finished_) return false;
+    posted_.push_back(std::move(fn));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  return true;
+}
+
 void EventLoop::run() {
+  {
+    std::lock_guard lock(posted_mutex_);
+    finished_ = false;
+  }
   epoll_event events[kMaxEventsPerWait];
   while (!stopping_) {
     int n = epoll_wait(epoll_fd_, events, kMaxEventsPerWait, next_timeout_ms());
@@ -223,6 +238,10 @@ void EventLoop::run() {
     if (posted) run_posted();
     run_timers();
     bury_dead();
+  }
+  {
+    std::lock_guard lock(posted_mutex_);
+    finished_ = true;  // what try_post accepted so far runs just below; nothing after
   }
   run_posted();
   bury_dead();

@@ -79,6 +79,10 @@ class EventLoop {
   // Queues `fn` to run on the loop thread, after the current batch of events. [any] Takes a mutex:
   // for control messages, never per request. `fn` may destroy IoHandlers directly.
   void post(std::function<void()> fn);
+  // As post(), but refused once the loop has finished running (run() is past its last turn after
+  // stop()): returns false and `fn` is destroyed on the calling thread without running. A message
+  // accepted while the loop runs always runs. For a caller that waits for an answer. [any]
+  bool try_post(std::function<void()> fn);
 
   // Destroys `object` after the current batch of events. [loop thread]
   void defer_delete(std::unique_ptr<Deferred> object);
@@ -128,6 +132,7 @@ class EventLoop {
   std::mutex posted_mutex_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by posted_mutex_
+  bool finished_ = false;        // guarded by posted_mutex_: run() took its last posted batch
 };
 
 }  // namespace fulcrum::net

@@ -6,18 +6,29 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
+#include "api/api.h"
+#include "api/http_server.h"
+#include "api/tokens.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "config/compile.h"
+#include "config/json.h"
 #include "config/yaml.h"
 #include "health/monitor.h"
 #include "net/socket.h"
+#include "store/store.h"
+#include "server/metrics_collector.h"
 
 namespace fulcrum::server {
 
@@ -77,15 +88,17 @@ base::Status Server::check(const std::string& config_path) {
 }
 
 base::Status Server::start() {
+  started_unix_ms_ = base::wall_ms();
   auto loop = net::EventLoop::create();
   if (!loop.ok()) return loop.take_error();
   control_loop_ = std::move(*loop);
   monitor_ = std::make_unique<health::Monitor>(*control_loop_, [this] { republish_health(); });
-  config::Config cfg;
+  if (auto st = open_store(); !st.ok()) return st;
+  config::Config file_config;
   if (!options_.config_path.empty()) {
     auto loaded = config::load_yaml_file(options_.config_path);
     if (!loaded.ok()) return loaded.take_error();
-    cfg = std::move(*loaded);
+    file_config = std::move(*loaded);
   }
   // Failures seen by real traffic reach the health monitor on the control loop (rate-limited by
   // each worker; this is never per request).
@@ -104,51 +117,134 @@ base::Status Server::start() {
     workers_.push_back(std::move(*w));
   }
   for (auto& w : workers_) w->start();
-  return publish(cfg);
+  // What the store holds runs first; a --config file then replaces it (and is stored), so that
+  // the file is the truth at start, as an operator expects.
+  config::Config stored = std::move(config_);
+  config_ = config::Config{};
+  if (auto st = publish(stored); !st.ok()) {
+    return base::Error::config(st.error().field,
+                               "the stored configuration cannot run: " + st.error().message);
+  }
+  if (!options_.config_path.empty()) {
+    api::ApplyOutcome out = apply(file_config, /*dry_run=*/false);
+    if (out.refusal != api::Refusal::kNone) return out.error;
+  }
+  if (auto st = start_api(); !st.ok()) return st;
+  ready_ = true;
+  return {};
 }
 
-base::Status Server::publish(const config::Config& config, bool announce) {
+base::Status Server::open_store() {
+  if (options_.store != "sqlite") {
+    return base::Error::config("--store", "only the embedded sqlite store is in this build");
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return base::Error::system(
+        ec.value(), "cannot create the data directory " + options_.data_dir + ": " + ec.message());
+  }
+  ::chmod(options_.data_dir.c_str(), 0700);
+  auto opened = store::open_sqlite(options_.data_dir + "/fulcrum.db");
+  if (!opened.ok()) return opened.take_error();
+  store_ = std::move(*opened);
+  auto all = store_->range("/fulcrum/");
+  if (!all.ok()) return all.take_error();
+  std::map<std::string, std::string> kvs;
+  for (auto& kv : all->kvs) kvs.emplace(std::move(kv.key), std::move(kv.value));
+  revision_ = all->revision;
+  if (!kvs.empty()) {
+    auto cfg = config::from_store(kvs);
+    if (!cfg.ok()) {
+      return base::Error::internal("the store " + store_->describe() +
+                                   " holds an invalid configuration: " + cfg.error().to_string());
+    }
+    config_ = std::move(*cfg);
+  }
+  FLOG_INFO("store {} at revision {}: {} load balancers", store_->describe(), revision_,
+            config_.loadbalancers.size());
+  return {};
+}
+
+base::Status Server::start_api() {
+  if (options_.admin == "off") return {};
+  auto address = net::SocketAddress::parse(options_.admin);
+  if (!address) return base::Error::config("--admin", "must be IP:PORT or off");
+  auto tokens = api::load_or_create_tokens(options_.data_dir, options_.token_file);
+  if (!tokens.ok()) return tokens.take_error();
+  std::string token_path = tokens->admin_path;
+  api_ = std::make_unique<api::Api>(*this, std::move(*tokens));
+  auto server = api::HttpServer::start(*control_loop_, *address, api::ServerLimits{},
+                                       [this](api::Request r, api::Respond respond) {
+                                         api_->handle(std::move(r), std::move(respond));
+                                       });
+  if (!server.ok()) {
+    return base::Error::config(
+        "--admin", "cannot listen on " + options_.admin + ": " + server.error().message);
+  }
+  api_server_ = std::move(*server);
+  std::string url = "http://" + api_server_->bound().to_string();
+  // fulcrumctl (and the tests) find the API of a local fulcrumd here.
+  std::string url_path = options_.data_dir + "/admin.url";
+  std::string tmp = url_path + ".tmp";
+  if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+    std::fprintf(f, "%s\n", url.c_str());
+    std::fclose(f);
+    std::rename(tmp.c_str(), url_path.c_str());
+  }
+  FLOG_INFO("admin API on {} (admin token in {})", url, token_path);
+  return {};
+}
+
+base::Result<Server::Prepared> Server::prepare(const config::Config& config) {
   auto compiled = config::compile(config, generation_ + 1, &monitor_->table(), sticky_secret_);
   if (!compiled.ok()) return compiled.take_error();
-  const auto& snap = compiled->snapshot;
+  Prepared p;
+  p.snap = compiled->snapshot;
+  const auto& snap = p.snap;
 
   // Bind what is new before touching anything, so a port in use refuses the whole change.
-  std::map<std::string, std::vector<net::UniqueFd>> fresh;
-  std::map<std::string, int> next_bound;
-  int64_t max_drain = 0;
   for (size_t i = 0; i < snap->listeners.size(); ++i) {
     const snapshot::Listener& l = *snap->listeners[i];
     if (!l.running) continue;
-    max_drain = std::max(max_drain, l.drain_timeout_ms);
+    p.max_drain = std::max(p.max_drain, l.drain_timeout_ms);
     std::string key = listener_key(l);
     if (auto it = bound_.find(key); it != bound_.end()) {
-      next_bound.emplace(key, it->second);
-    } else {
-      std::vector<net::UniqueFd> fds;
-      for (size_t w = 0; w < workers_.size(); ++w) {
-        auto fd = net::listen_tcp(l.bind, /*reuseport=*/true, kListenBacklog);
-        if (!fd.ok()) {
-          return base::Error::config(compiled->listener_paths[i] + ".port",
-                                     "cannot listen on " + l.bind.to_string() + ": " +
-                                         std::strerror(fd.error().sys_errno));
-        }
-        fds.push_back(std::move(*fd));
+      p.next_bound.emplace(key, it->second);
+      continue;
+    }
+    std::vector<net::UniqueFd> fds;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      auto fd = net::listen_tcp(l.bind, /*reuseport=*/true, kListenBacklog);
+      if (!fd.ok()) {
+        base::Error e = base::Error::config(
+            compiled->listener_paths[i] + ".port",
+            "cannot listen on " + l.bind.to_string() + ": " + std::strerror(fd.error().sys_errno));
+        e.sys_errno = fd.error().sys_errno;
+        return e;
       }
-      next_bound.emplace(key, fds[0].get());
-      fresh.emplace(key, std::move(fds));
+      fds.push_back(std::move(*fd));
     }
-    if (l.persistence_timeout_ms > 0) {
-      // Same client IP -> same worker, so each worker's persistence table is authoritative.
-      auto st = net::steer_reuseport_by_source_ip(next_bound[key], l.bind.family(),
-                                                  static_cast<uint32_t>(workers_.size()));
-      if (!st.ok()) FLOG_WARN("listener {}: {}", key, st.error().message);
-    }
+    p.next_bound.emplace(key, fds[0].get());
+    p.fresh.emplace(key, std::move(fds));
   }
+  return p;
+}
 
+void Server::activate(Prepared p, const config::Config& config, bool announce) {
+  const auto& snap = p.snap;
+  for (const auto& l : snap->listeners) {
+    if (!l->running || l->persistence_timeout_ms <= 0) continue;
+    // Same client IP -> same worker, so each worker's persistence table is authoritative.
+    std::string key = listener_key(*l);
+    auto st = net::steer_reuseport_by_source_ip(p.next_bound[key], l->bind.family(),
+                                                static_cast<uint32_t>(workers_.size()));
+    if (!st.ok()) FLOG_WARN("listener {}: {}", key, st.error().message);
+  }
   Latch acked(workers_.size());
   for (size_t w = 0; w < workers_.size(); ++w) {
     std::vector<SocketHandoff> handoff;
-    for (auto& [key, fds] : fresh) handoff.push_back({key, std::move(fds[w])});
+    for (auto& [key, fds] : p.fresh) handoff.push_back({key, std::move(fds[w])});
     workers_[w]->apply(snap, std::move(handoff), [&acked](uint64_t) { acked.count_down(); });
   }
   if (!acked.wait_ms(kPublishWaitMs)) {
@@ -157,9 +253,10 @@ base::Status Server::publish(const config::Config& config, bool announce) {
                kPublishWaitMs);
     std::abort();
   }
-  bound_ = std::move(next_bound);
+  bound_ = std::move(p.next_bound);
   generation_ = snap->generation;
-  max_drain_timeout_ms_ = max_drain;
+  snapshot_ = snap;
+  max_drain_timeout_ms_ = p.max_drain;
   config_ = config;
   monitor_->update(*snap);
   FLOG_INFO("generation {} active on {} workers: {} listeners", generation_, workers_.size(),
@@ -177,14 +274,85 @@ base::Status Server::publish(const config::Config& config, bool announce) {
                  snapshot::backend_status(b.weight, l->health[i]));
     }
   }
+}
+
+base::Status Server::publish(const config::Config& config, bool announce) {
+  auto p = prepare(config);
+  if (!p.ok()) return p.take_error();
+  activate(std::move(*p), config, announce);
   return {};
+}
+
+api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
+  api::ApplyOutcome out;
+  if (draining_) {
+    out.refusal = api::Refusal::kUnavailable;
+    out.error = base::Error::internal("the node is shutting down");
+    return out;
+  }
+  auto p = prepare(next);
+  if (!p.ok()) {
+    out.error = p.take_error();
+    if (out.error.sys_errno == EADDRINUSE) {
+      out.refusal = api::Refusal::kConflict;
+    } else if (out.error.sys_errno != 0) {
+      out.refusal = api::Refusal::kInvalid;  // e.g. an address this host does not have
+    } else {
+      out.refusal = api::Refusal::kUnsupported;  // valid, but this build cannot serve it
+    }
+    return out;
+  }
+  if (dry_run) {
+    out.revision = revision_;
+    out.generation = generation_;
+    return out;  // the fresh sockets close here
+  }
+  // The store write is the commit point: durable before any worker or client hears of it.
+  const auto before = config::to_store(config_);
+  const auto after = config::to_store(next);
+  std::vector<store::Op> ops;
+  for (const auto& [key, value] : after) {
+    auto it = before.find(key);
+    if (it == before.end() || it->second != value) ops.push_back(store::Op::put(key, value));
+  }
+  for (const auto& [key, value] : before) {
+    if (!after.count(key)) ops.push_back(store::Op::del(key));
+  }
+  if (!ops.empty()) {
+    auto rev = store_->txn(ops, revision_);
+    if (!rev.ok()) {
+      out.refusal = api::Refusal::kUnavailable;
+      out.error = rev.take_error();
+      FLOG_ERROR("store write refused, nothing changed: {}", out.error.message);
+      return out;
+    }
+    revision_ = *rev;
+  }
+  activate(std::move(*p), next, /*announce=*/true);
+  out.revision = revision_;
+  out.generation = generation_;
+  return out;
+}
+
+api::NodeStatus Server::status() const {
+  api::NodeStatus s;
+  s.node = options_.node;
+  s.zone = options_.zone;
+  s.store = store_ ? store_->describe() : "";
+  s.revision = revision_;
+  s.generation = generation_;
+  s.workers = static_cast<uint32_t>(workers_.size());
+  s.started_unix_ms = started_unix_ms_;
+  return s;
 }
 
 base::Status Server::reload() {
   if (options_.config_path.empty()) return {};
   auto loaded = config::load_yaml_file(options_.config_path);
   if (!loaded.ok()) return loaded.take_error();
-  return publish(*loaded);
+  api::ApplyOutcome out = apply(*loaded, /*dry_run=*/false);
+  if (out.refusal != api::Refusal::kNone) return out.error;
+  return {};
 }
 
 void Server::drain(bool graceful) {
@@ -234,6 +402,10 @@ void Server::on_drain_poll(void* self) {
     return;
   }
   s->control_loop_->stop();
+}
+
+void Server::render_metrics(std::function<void(std::string)> done) {
+  collect(workers_, *control_loop_, snapshot_, monitor_.get(), std::move(done));
 }
 
 int Server::run() {

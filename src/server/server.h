@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "api/control.h"
 #include "base/result.h"
 #include "config/model.h"
 #include "net/event_loop.h"
@@ -18,16 +20,29 @@
 namespace fulcrum::health {
 class Monitor;
 }
+namespace fulcrum::store {
+class Store;
+}
+namespace fulcrum::api {
+class Api;
+class HttpServer;
+}  // namespace fulcrum::api
 
 namespace fulcrum::server {
 
 struct ServerOptions {
-  std::string config_path;       // empty: start with no load balancers
+  std::string config_path;       // empty: serve what the store holds
   uint32_t workers = 0;          // 0: one per CPU
   std::string access_log = "-";  // where HTTP listeners with access_log: true write ("-": stdout)
+  std::string data_dir = "fulcrum-data";  // the store, the API tokens, admin.url
+  std::string admin = "127.0.0.1:9901";   // the admin API's address ("off": no API)
+  std::string token_file;                 // the admin token (default <data_dir>/admin.token)
+  std::string store = "sqlite";           // only the embedded SQLite store in this build
+  std::string node;                       // default: the host name
+  std::string zone;
 };
 
-class Server {
+class Server final : public api::Control {
  public:
   explicit Server(ServerOptions options);
   ~Server();
@@ -39,11 +54,32 @@ class Server {
   // Serves until SIGTERM (graceful drain) or SIGINT (fast), re-reading the configuration on
   // SIGHUP. Returns the process exit code.
   int run();
+  // api::Control [control thread]
+  const config::Config& config() const override { return config_; }
+  api::ApplyOutcome apply(const config::Config& next, bool dry_run) override;
+  api::NodeStatus status() const override;
+  std::shared_ptr<const snapshot::Snapshot> snapshot() const override { return snapshot_; }
+  // The Prometheus text of every counter (workers, health, generation), handed to `done` on the
+  // control loop once every running worker answered (see metrics_collector.h).
+  void render_metrics(std::function<void(std::string)> done) override;
+  bool ready() const override { return ready_; }
 
  private:
-  // Compiles `config` with the current health and makes it the running generation. Logs every
-  // listener when `announce` (start and reloads; not for health changes).
+  // A compiled generation whose new listening sockets are open, not yet handed to the workers.
+  struct Prepared {
+    std::shared_ptr<const snapshot::Snapshot> snap;
+    std::map<std::string, std::vector<net::UniqueFd>> fresh;  // listener key -> one per worker
+    std::map<std::string, int> next_bound;
+    int64_t max_drain = 0;
+  };
+  // Compiles `config` with the current health and opens what it adds; nothing changes yet.
+  base::Result<Prepared> prepare(const config::Config& config);
+  // Hands `p` to every worker and waits until all run it. Logs every listener when `announce`.
+  void activate(Prepared p, const config::Config& config, bool announce);
+  // prepare + activate without the store (health changes).
   base::Status publish(const config::Config& config, bool announce = true);
+  base::Status open_store();
+  base::Status start_api();
   base::Status reload();
   void drain(bool graceful);
   void on_signal();
@@ -61,6 +97,13 @@ class Server {
   std::unique_ptr<net::EventLoop> control_loop_;  // signals, health checks, publication
   std::unique_ptr<health::Monitor> monitor_;
   config::Config config_;  // the configuration of the running generation
+  std::shared_ptr<const snapshot::Snapshot> snapshot_;  // the running generation
+  std::unique_ptr<store::Store> store_;
+  int64_t revision_ = 0;  // the store revision config_ came from
+  std::unique_ptr<api::Api> api_;
+  std::unique_ptr<api::HttpServer> api_server_;
+  bool ready_ = false;
+  int64_t started_unix_ms_ = 0;
   int signal_fd_ = -1;
   SignalHandler signal_handler_;
   std::unique_ptr<net::Timer> drain_poll_;

@@ -207,6 +207,41 @@ void Worker::check_drained() {
   loop_->stop();
 }
 
+bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
+  return loop_->try_post([this, reply = std::move(reply)] {
+    metrics::WorkerSample sample;
+    sample.listeners.reserve(listeners_.size() + http_listeners_.size());
+    auto add_backends = [](const base::BackendCounterTable& table, metrics::ListenerSample& out) {
+      out.backends.reserve(table.size());
+      table.for_each([&](const base::BackendCounters& c) {
+        out.backends.push_back(metrics::BackendSample::from(c));
+      });
+    };
+    for (const auto& [key, l] : listeners_) {
+      metrics::ListenerSample& s = sample.listeners.emplace_back();
+      s.lb = l->config().lb_name;
+      s.listener = l->config().id;
+      s.counters = l->runtime().counters;
+      add_backends(l->runtime().backends, s);
+    }
+    for (const auto& [key, l] : http_listeners_) {
+      const l7::HttpListenerRuntime& rt = l->runtime();
+      metrics::ListenerSample& s = sample.listeners.emplace_back();
+      s.lb = l->config().lb_name;
+      s.listener = l->config().id;
+      s.http = true;
+      s.counters = rt.counters;
+      for (size_t i = 0; i < s.responses_by_class.size(); ++i) {
+        s.responses_by_class[i] = rt.http.responses_by_class[i];
+      }
+      s.request_duration = rt.http.request_duration;
+      s.upstream_response = rt.http.upstream_response;
+      add_backends(rt.backends, s);
+    }
+    reply(std::move(sample));
+  });
+}
+
 void Worker::read_counters(std::function<void(const l4::Counters&)> reply) {
   loop_->post([this, reply = std::move(reply)] { reply(ctx_.counters); });
 }

@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "l4/context.h"
 #include "l7/context.h"
+#include "metrics/sample.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "snapshot/snapshot.h"
@@ -62,6 +63,10 @@ class Worker {
   void drain(int64_t deadline_ms, std::function<void()> drained);
   // [control] Copies the counters on the worker thread and hands them to `reply` there.
   void read_counters(std::function<void(const l4::Counters&)> reply);
+  // [control] Copies the counters of every listener this worker serves into a WorkerSample on the
+  // worker thread and hands it to `reply` there. Returns false, and `reply` never runs, when the
+  // worker's loop has stopped (drained). Listeners a drain or reload removed are not reported.
+  bool sample_metrics(std::function<void(metrics::WorkerSample)> reply);
 
  private:
   Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureReport report,

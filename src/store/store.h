@@ -5,7 +5,8 @@
 // Revisions: every committed transaction gets the next revision (1, 2, ...); a key remembers the
 // revision that last changed it. An empty store is at revision 0.
 //
-// [control] — calls may block on disk; never call from a worker.
+// [control] — calls may block on disk; never call from a worker. One thread uses a store; a watch
+// callback may call any method of the store it watches (range, txn, watch, unwatch).
 #pragma once
 
 #include <cstdint>
@@ -53,6 +54,11 @@ using WatchId = uint64_t;
 
 // Error::message of a failed compare in txn(); the caller can re-read and retry.
 inline constexpr std::string_view kConflictMessage = "revision conflict";
+// Error::message of watch_checked() when events after from_revision are no longer in the history
+// (compacted away); the caller re-reads with range() and watches from that result's revision.
+inline constexpr std::string_view kCompactedMessage = "revision compacted";
+// What watch() returns when it could not start (watch_checked() says why). Real ids start at 1.
+inline constexpr WatchId kNoWatch = 0;
 
 class Store {
  public:
@@ -65,14 +71,21 @@ class Store {
   // commits only if the store is still at that revision (else an Error with kConflictMessage and
   // nothing changes). Deleting a missing key is not an error. Returns the new revision; the
   // transaction is durable (fsync'd) before this returns. An empty `ops` commits nothing and
-  // returns the current revision.
+  // returns the current revision (the compare still applies). An empty key is refused.
   virtual base::Result<int64_t> txn(const std::vector<Op>& ops, int64_t expected_revision = -1) = 0;
 
   // Calls fn with the events of each transaction committed after `from_revision` whose keys
   // start with `prefix`, in revision order, one call per transaction (events of one call share
   // a revision). Past revisions that are still in the history are replayed first, synchronously
   // from watch(); later ones are delivered on the thread that committed them, after the commit.
+  // A negative from_revision means the current revision (no replay). Returns kNoWatch, never
+  // calls fn and logs a warning when the watch cannot start; watch_checked() returns the reason.
   virtual WatchId watch(std::string prefix, int64_t from_revision, WatchFn fn) = 0;
+  // watch() that reports why it could not start: an Error with kCompactedMessage when from_revision
+  // is older than the history kept, or a storage error while replaying.
+  virtual base::Result<WatchId> watch_checked(std::string prefix, int64_t from_revision,
+                                              WatchFn fn) = 0;
+  // After unwatch() returns, fn is not called again (also when called from inside fn).
   virtual void unwatch(WatchId id) = 0;
 
   // "sqlite:/path/to/fulcrum.db" — shown in /v1/status.
@@ -82,6 +95,19 @@ class Store {
 // Opens (creating when missing) the SQLite store at `path`: WAL journal, synchronous=FULL, one
 // SQLite transaction per txn(). A store left by a killed process opens with every committed
 // transaction present and none of the uncommitted ones.
+//
+// Missing parent directories are created (mode 0700) and a new store file is mode 0600. The file
+// is integrity-checked (PRAGMA quick_check) on open; a file that is not a Fulcrum store, a corrupt
+// one, or one already open (in this or another process: flock on "<path>.lock") is refused with
+// an Error naming the path.
 base::Result<std::unique_ptr<Store>> open_sqlite(const std::string& path);
+
+struct SqliteOptions {
+  // Events kept in the history for watch replay. The oldest whole revisions are compacted away
+  // once the history holds 10% more than this, so compaction runs once per ~10% new events.
+  int64_t history_events = 10000;
+};
+base::Result<std::unique_ptr<Store>> open_sqlite(const std::string& path,
+                                                 const SqliteOptions& options);
 
 }  // namespace fulcrum::store

@@ -106,24 +106,65 @@ def common_free_port(hosts):
 
 
 class Fulcrumd:
-    """fulcrumd with a YAML configuration written to a temporary folder."""
+    """fulcrumd in a temporary folder: its data directory (store, tokens), its log, and the YAML
+    configuration when one is given. The admin API listens on a free loopback port."""
 
-    def __init__(self, yaml_text, workers=2, extra_args=(), wait_port=None):
+    def __init__(self, yaml_text=None, workers=2, extra_args=(), wait_port=None):
         self.dir = tempfile.TemporaryDirectory(prefix="fulcrumd-")
+        self.data = pathlib.Path(self.dir.name) / "data"
         self.config = pathlib.Path(self.dir.name) / "lb.yaml"
-        self.config.write_text(yaml_text)
+        if yaml_text is not None:
+            self.config.write_text(yaml_text)
+        self.yaml = yaml_text is not None
+        self.workers = workers
+        self.extra_args = list(extra_args)
         self.log = open(pathlib.Path(self.dir.name) / "fulcrumd.log", "w+")
-        self.proc = subprocess.Popen(
-            [str(FULCRUMD), "--config", str(self.config), "--workers", str(workers), *extra_args],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: "fulcrumd ready" in self.read_log() or self.proc.poll() is not None,
-                   what="fulcrumd ready")
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Starts (or restarts, after kill) fulcrumd on the same folder and waits until ready."""
+        args = [str(FULCRUMD), "--workers", str(self.workers), "--data-dir", str(self.data),
+                "--admin", "127.0.0.1:0", *self.extra_args]
+        if self.yaml:
+            args += ["--config", str(self.config)]
+        url = self.data / "admin.url"
+        if url.exists():
+            url.unlink()
+        ready_before = self.read_log().count("fulcrumd ready")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.read_log().count("fulcrumd ready") > ready_before
+                   or self.proc.poll() is not None, what="fulcrumd ready")
         if self.proc.poll() is not None:
             raise AssertionError(f"fulcrumd exited {self.proc.returncode}:\n{self.read_log()}")
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def read_log(self):
         self.log.flush()
         return (pathlib.Path(self.dir.name) / "fulcrumd.log").read_text()
+
+    @property
+    def api_url(self):
+        return (self.data / "admin.url").read_text().strip()
+
+    @property
+    def admin_token(self):
+        return (self.data / "admin.token").read_text().strip()
+
+    @property
+    def reader_token(self):
+        return (self.data / "reader.token").read_text().strip()
+
+    def api(self, method, path, body=None, token="admin", content_type=None, raw=None,
+            timeout=10.0):
+        """One admin API call; returns (status, parsed JSON or text, headers)."""
+        return api_call(self.api_url, method, path, body=body,
+                        token={"admin": self.admin_token, "reader": self.reader_token}.get(
+                            token, token),
+                        content_type=content_type, raw=raw, timeout=timeout)
 
     def reload(self, yaml_text):
         before = self.read_log().count("generation ")
@@ -143,12 +184,42 @@ class Fulcrumd:
         return rc
 
 
+def api_call(base_url, method, path, body=None, token=None, content_type=None, raw=None,
+             timeout=10.0):
+    """An HTTP request to the admin API with http.client; returns (status, body, headers). The
+    body is parsed as JSON when the answer says so. `raw` sends bytes as they are."""
+    import http.client
+    import json as _json
+    import urllib.parse
+    u = urllib.parse.urlparse(base_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = raw
+    if body is not None and raw is None:
+        data = _json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if content_type:
+        headers["Content-Type"] = content_type
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        text = resp.read().decode("utf-8", "replace")
+        ctype = resp.getheader("Content-Type", "")
+        parsed = _json.loads(text) if ctype.startswith("application/json") and text else text
+        return resp.status, parsed, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
 def run_fulcrumd_check(yaml_text):
     """Runs `fulcrumd --config` on a file expected to be refused; returns (rc, output)."""
     with tempfile.TemporaryDirectory(prefix="fulcrumd-bad-") as d:
         path = pathlib.Path(d) / "bad.yaml"
         path.write_text(yaml_text)
-        proc = subprocess.run([str(FULCRUMD), "--config", str(path), "--workers", "1"],
+        proc = subprocess.run([str(FULCRUMD), "--config", str(path), "--workers", "1",
+                               "--data-dir", str(pathlib.Path(d) / "data"), "--admin", "off"],
                               capture_output=True, text=True, timeout=20)
         return proc.returncode, proc.stdout + proc.stderr
 

@@ -621,17 +621,91 @@ TEST(Validate, HttpsCertificates) {
 TEST(Validate, CertificateFiles) {
   Config c = valid_config();
   c.certificates[0].key_file = "";
-  EXPECT_EQ(error_of(c), "certificates[0].key_file: is required for server certificates");
+  EXPECT_EQ(error_of(c),
+            "certificates[0].key_file: is required for server certificates (or key with the PEM "
+            "text)");
   c.certificates[0].key_pem = "-----BEGIN PRIVATE KEY-----";
   EXPECT_EQ(error_of(c), "ok");
   c.certificates[1].cert_file = "";
-  EXPECT_EQ(error_of(c), "certificates[1].cert_file: is required");
+  EXPECT_EQ(error_of(c), "certificates[1].cert_file: is required (or cert with the PEM text)");
   c.certificates[1].cert_file = "ca.pem";
   c.certificates[1].key_file = "ca.key";
   EXPECT_EQ(error_of(c), "certificates[1].key_file: only for server certificates");
   c.certificates[1].key_file = "";
   c.certificates[1].type = "client";
   EXPECT_EQ(error_of(c), "certificates[1].type: must be server or ca");
+}
+
+TEST(Validate, CertificatePemText) {
+  Config c = valid_config();
+  c.certificates[0].cert_pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+  EXPECT_EQ(error_of(c), "certificates[0].cert: cannot be combined with cert_file");
+  c.certificates[0].cert_file = "";
+  EXPECT_EQ(error_of(c), "ok");
+  c.certificates[0].key_pem = "-----BEGIN PRIVATE KEY-----\r\nMIGH\r\n-----END PRIVATE KEY-----";
+  EXPECT_EQ(error_of(c), "certificates[0].key: cannot be combined with key_file");
+  c.certificates[0].key_file = "";
+  EXPECT_EQ(error_of(c), "ok");
+  c.certificates[0].key_pem = "secret\x01";
+  EXPECT_EQ(error_of(c), "certificates[0].key: must be PEM text (printable ASCII lines)");
+  c.certificates[0].key_pem =
+      "s\xc3\xa9"
+      "cret";
+  EXPECT_EQ(error_of(c), "certificates[0].key: must be PEM text (printable ASCII lines)");
+  c.certificates[0].key_pem = "k";
+  c.certificates[1].key_pem = "k";
+  EXPECT_EQ(error_of(c), "certificates[1].key: only for server certificates");
+}
+
+TEST(Validate, TextIsUtf8) {
+  Config c = valid_config();
+  backend(c, 0).description = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";  // é € emoji
+  EXPECT_EQ(error_of(c), "ok");
+  for (const char* bad :
+       {"\xff", "caf\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    backend(c, 0).description = bad;
+    EXPECT_EQ(error_of(c),
+              "loadbalancers[0].server_groups[0].backends[0].description: must be valid UTF-8")
+        << bad;
+  }
+  backend(c, 0).description = "";
+  udp(c).health_check.request = "\x80";
+  EXPECT_EQ(error_of(c), "loadbalancers[0].listeners[1].health_check.request: must be valid UTF-8");
+}
+
+// A field that does not apply to the listener's protocol (or the health check's type) keeps its
+// default: the YAML and JSON forms cannot carry it.
+TEST(Validate, FieldsThatDoNotApplyKeepTheirDefaults) {
+  struct Case {
+    void (*set)(Config&);
+    std::string error;
+  };
+  const Case cases[] = {
+      {[](Config& c) { udp(c).connect_timeout_ms = 6'000; },
+       "loadbalancers[0].listeners[1].connect_timeout: only for tcp, http and https listeners"},
+      {[](Config& c) { tcp(c).request_timeout_ms = 30'000; },
+       "loadbalancers[0].listeners[0].request_timeout: only for http and https listeners"},
+      {[](Config& c) { tcp(c).gzip = false; },
+       "loadbalancers[0].listeners[0].gzip: only for http and https listeners"},
+      {[](Config& c) { http(c).tls_policy = "tls_1_0"; },
+       "loadbalancers[0].listeners[2].tls_policy: only for https listeners"},
+      {[](Config& c) { udp(c).http2 = false; },
+       "loadbalancers[0].listeners[1].http2: only for https listeners"},
+      {[](Config& c) { tcp(c).health_check.method = "GET"; },
+       "loadbalancers[0].listeners[0].health_check.method: only for health checks of type http"},
+      {[](Config& c) { tcp(c).health_check.uri = "/x"; },
+       "loadbalancers[0].listeners[0].health_check.uri: only for health checks of type http"},
+      {[](Config& c) { udp(c).health_check.domain = "a.example.com"; },
+       "loadbalancers[0].listeners[1].health_check.domain: only for health checks of type http"},
+      {[](Config& c) { tcp(c).health_check.http_codes = {"2xx"}; },
+       "loadbalancers[0].listeners[0].health_check.http_codes: only for health checks of type "
+       "http"},
+  };
+  for (const Case& k : cases) {
+    Config c = valid_config();
+    k.set(c);
+    EXPECT_EQ(error_of(c), k.error);
+  }
 }
 
 TEST(Validate, AclReference) {

@@ -312,6 +312,33 @@ TEST(Yaml, CookieTimeoutIsWholeSeconds) {
   EXPECT_EQ(c.loadbalancers[0].listeners[0].sticky_session->cookie_timeout_s, 3600);
 }
 
+TEST(Yaml, CertificatesTakeFilesOrPemText) {
+  Config c = decode_ok(
+      "certificates:\n"
+      "  - {name: files, cert_file: c.pem, key_file: c.key}\n"
+      "  - name: text\n"
+      "    cert: |\n"
+      "      -----BEGIN CERTIFICATE-----\n"
+      "      MIIB\n"
+      "      -----END CERTIFICATE-----\n"
+      "    key: \"-----BEGIN PRIVATE KEY-----\\nMIGH\\n-----END PRIVATE KEY-----\\n\"\n");
+  EXPECT_EQ(c.certificates[0].cert_file, "c.pem");
+  EXPECT_TRUE(c.certificates[0].cert_pem.empty());
+  EXPECT_EQ(c.certificates[1].cert_pem,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  EXPECT_EQ(c.certificates[1].key_pem,
+            "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n");
+  EXPECT_TRUE(c.certificates[1].cert_file.empty());
+  EXPECT_EQ(decode_error("certificates: [{name: c, cert_file: c.pem, cert: x, key: y}]\n"),
+            "certificates[0].cert: cannot be combined with cert_file");
+}
+
+TEST(Yaml, ExplicitlyTypedScalarsAreNotStrings) {
+  EXPECT_EQ(decode_error("acls: [{name: !!int 5}]\n"), "acls[0].name: must be a string");
+  EXPECT_EQ(decode_error("acls: [{name: !!bool true}]\n"), "acls[0].name: must be a string");
+  EXPECT_EQ(decode_ok("acls: [{name: 5}]\n").acls[0].name, "5");  // plain scalars are strings
+}
+
 TEST(Yaml, UnknownKeysAreRefusedWithTheirPath) {
   EXPECT_EQ(decode_error("loadbalancer: []\n"), "loadbalancer: unknown field");
   EXPECT_EQ(decode_error(with_listener("tcp", "        health_check: {intervall: 2}\n")),
@@ -325,8 +352,8 @@ TEST(Yaml, UnknownKeysAreRefusedWithTheirPath) {
             "loadbalancers[0].server_groups[0].backends[0].wieght: unknown field");
   EXPECT_EQ(decode_error("acls: [{name: a, entries: [{cidr: 10.0.0.0/8, note: x}]}]\n"),
             "acls[0].entries[0].note: unknown field");
-  EXPECT_EQ(decode_error("certificates: [{name: c, cert: x}]\n"),
-            "certificates[0].cert: unknown field");
+  EXPECT_EQ(decode_error("certificates: [{name: c, crt: x}]\n"),
+            "certificates[0].crt: unknown field");
 }
 
 TEST(Yaml, KeysThatDoNotApplyToTheProtocol) {

@@ -175,5 +175,21 @@ TEST(EventLoop, CancelledTimersDoNotAccumulate) {
   EXPECT_TRUE(keep.armed());
 }
 
+TEST(EventLoop, TryPostRunsWhatItAcceptedAndRefusesOnceTheLoopHasFinished) {
+  auto loop = make_loop();
+  int ran = 0;
+  auto counted = std::make_shared<int>(0);
+  EXPECT_TRUE(loop->try_post([&] { ++ran; }));
+  std::thread t([&] { loop->run(); });
+  EXPECT_TRUE(loop->try_post([&] { ++ran; }));
+  loop->stop();
+  t.join();
+  EXPECT_EQ(ran, 2);  // accepted before the end: both ran
+  // Finished: refused, and the function (with what it holds) is dropped at once.
+  EXPECT_FALSE(loop->try_post([&, counted] { ++ran; }));
+  EXPECT_EQ(counted.use_count(), 1);
+  EXPECT_EQ(ran, 2);
+}
+
 }  // namespace
 }  // namespace fulcrum::net

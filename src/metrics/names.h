@@ -1,0 +1,106 @@
+// The metric families Fulcrum exports: their names, types and help texts. These names are API
+// (dashboards and alerts depend on them; docs/metrics.md lists them, tests pin them): add families
+// freely, never rename or retype one.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace fulcrum::metrics {
+
+enum class Type : uint8_t { kCounter, kGauge, kHistogram };
+
+struct Family {
+  std::string_view name;
+  Type type;
+  std::string_view help;  // one line, no backslash
+};
+
+// Process.
+inline constexpr Family kBuildInfo{"fulcrum_build_info", Type::kGauge,
+                                   "Always 1; the version label says which Fulcrum runs."};
+inline constexpr Family kConfigGeneration{"fulcrum_config_generation", Type::kGauge,
+                                          "Generation of the configuration the workers run."};
+inline constexpr Family kWorkers{"fulcrum_workers", Type::kGauge, "Worker threads."};
+
+// Listeners, labels {lb, listener}.
+inline constexpr Family kListenerConnections{"fulcrum_listener_connections_total", Type::kCounter,
+                                             "Client connections accepted."};
+inline constexpr Family kListenerActive{"fulcrum_listener_active_connections", Type::kGauge,
+                                        "Client connections open now."};
+inline constexpr Family kListenerDropped{
+    "fulcrum_listener_dropped_connections_total", Type::kCounter,
+    "Client connections closed without a backend serving them (no backend available or "
+    "reachable, worker draining)."};
+inline constexpr Family kListenerBytesIn{"fulcrum_listener_bytes_in_total", Type::kCounter,
+                                         "Bytes received from clients."};
+inline constexpr Family kListenerBytesOut{"fulcrum_listener_bytes_out_total", Type::kCounter,
+                                          "Bytes sent to clients."};
+// UDP listeners only (rendered only when some listener reports packets).
+inline constexpr Family kListenerPacketsIn{"fulcrum_listener_packets_in_total", Type::kCounter,
+                                           "Datagrams received from clients (UDP)."};
+inline constexpr Family kListenerPacketsOut{"fulcrum_listener_packets_out_total", Type::kCounter,
+                                            "Datagrams sent to clients (UDP)."};
+
+// HTTP listeners, labels {lb, listener} (+ code_class).
+inline constexpr Family kHttpRequests{
+    "fulcrum_http_requests_total", Type::kCounter,
+    "HTTP requests answered, by status class of the answer (Fulcrum's own answers included)."};
+inline constexpr Family kHttpRequestDuration{
+    "fulcrum_http_request_duration_seconds", Type::kHistogram,
+    "Time from a request head received to its response complete."};
+inline constexpr Family kHttpUpstreamResponse{
+    "fulcrum_http_upstream_response_seconds", Type::kHistogram,
+    "Time from a request sent to the backend to the response head received."};
+
+// Backends, labels {lb, listener, server_group, backend}.
+inline constexpr Family kBackendConnections{"fulcrum_backend_connections_total", Type::kCounter,
+                                            "Connections opened to the backend (failed ones "
+                                            "included)."};
+inline constexpr Family kBackendActive{
+    "fulcrum_backend_active_connections", Type::kGauge,
+    "Connections (TCP) or requests (HTTP) in flight to the backend."};
+inline constexpr Family kBackendConnectFailures{"fulcrum_backend_connect_failures_total",
+                                                Type::kCounter,
+                                                "Connections to the backend that failed to "
+                                                "open (refused, timed out, unreachable)."};
+inline constexpr Family kBackendHttpResponses{"fulcrum_backend_http_responses_total",
+                                              Type::kCounter,
+                                              "HTTP responses from the backend, by status class."};
+inline constexpr Family kBackendUp{
+    "fulcrum_backend_up", Type::kGauge,
+    "1 when the backend takes new connections (healthy or unchecked), else 0."};
+inline constexpr Family kBackendHealth{
+    "fulcrum_backend_health", Type::kGauge,
+    "1 for the backend's current status (healthy, unhealthy, draining, unchecked), 0 for the "
+    "others."};
+
+// Health checks, labels {lb, listener, backend, result}.
+inline constexpr Family kHealthChecks{"fulcrum_health_checks_total", Type::kCounter,
+                                      "Active health checks finished, by result."};
+
+inline constexpr std::array kFamilies = {
+    kBuildInfo,
+    kConfigGeneration,
+    kWorkers,
+    kListenerConnections,
+    kListenerActive,
+    kListenerDropped,
+    kListenerBytesIn,
+    kListenerBytesOut,
+    kListenerPacketsIn,
+    kListenerPacketsOut,
+    kHttpRequests,
+    kHttpRequestDuration,
+    kHttpUpstreamResponse,
+    kBackendConnections,
+    kBackendActive,
+    kBackendConnectFailures,
+    kBackendHttpResponses,
+    kBackendUp,
+    kBackendHealth,
+    kHealthChecks,
+};
+
+}  // namespace fulcrum::metrics
