@@ -30,8 +30,17 @@ Send traffic through it from another terminal; each line names the backend that 
   curl -s http://127.0.0.1:8080/one/x       # a forwarding rule: always backend-1
   curl -s http://127.0.0.1:8080/echo        # the request as the backend saw it (X-Forwarded-For...)
 
-Edit examples/quickstart.yaml and `kill -HUP <fulcrumd pid>` to apply it without dropping a
-connection. Ctrl-C here stops fulcrumd and the backends.
+Change it live through the admin API on 127.0.0.1:9901 (state in ./fulcrum-data, SQLite):
+
+  TOKEN=$(cat fulcrum-data/admin.token)
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9901/v1/loadbalancers/quickstart/health
+  curl -s -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       -d '[{"address": "127.0.0.1", "port": 9101}, {"address": "127.0.0.1", "port": 9102, "weight": 25}]' \
+       http://127.0.0.1:9901/v1/loadbalancers/quickstart/servergroups/web/backends
+  curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9901/metrics | grep ^fulcrum_listener
+
+Or edit examples/quickstart.yaml and `kill -HUP <fulcrumd pid>` to apply the file again (the file
+wins at start and on SIGHUP). Ctrl-C here stops fulcrumd and the backends.
 
 MSG
 build/release/cmd/fulcrumd/fulcrumd --config examples/quickstart.yaml & pids+=($!)

@@ -12,7 +12,7 @@
 
 namespace fulcrum::api {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 namespace {
 

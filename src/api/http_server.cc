@@ -17,6 +17,8 @@ namespace fulcrum::api {
 namespace {
 constexpr int kBacklog = 128;
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr int64_t kLingerMs = 2000;            // at most this long after a closing answer
+constexpr size_t kMaxLingerBytes = 64u << 20;  // and at most this much read and dropped
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -119,6 +121,10 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
 
   void on_io(uint32_t events) override {
     if (closed_) return;
+    if (lingering_) {
+      discard();
+      return;
+    }
     if (events & EPOLLOUT) {
       if (!flush()) return;
     }
@@ -134,6 +140,10 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
 
   static void on_timeout(void* self) {
     auto* c = static_cast<Connection*>(self);
+    if (c->lingering_) {
+      c->close();
+      return;
+    }
     if (c->busy_) return;  // a handler is working; its answer ends the wait
     if (c->started_) {
       c->fail(408, "request not received in time");
@@ -178,8 +188,8 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
 
   void process_buffered() {
     while (!busy_ && !closed_ && !close_after_write_) {
+      // Called with no bytes too: a head without body completes (kDone) on the next call.
       std::string_view data(in_.data() + in_off_, in_.size() - in_off_);
-      if (data.empty()) break;
       size_t n = 0;
       http::Step step = parser_.feed(data, &n);
       in_off_ += n;
@@ -304,10 +314,36 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
     out_.clear();
     out_off_ = 0;
     if (close_after_write_) {
-      close();
+      linger();
       return false;
     }
     return true;
+  }
+
+  // After an answer that ends the connection: stop sending, but read and drop what the client
+  // still sends for a while, so that closing with unread bytes does not reset the connection
+  // before the client read the answer (a 413 while it is still uploading).
+  void linger() {
+    lingering_ = true;
+    ::shutdown(fd_.get(), SHUT_WR);
+    timer_.arm_in(kLingerMs);
+    discard();
+  }
+
+  void discard() {
+    char sink[16384];
+    for (;;) {
+      ssize_t n = ::recv(fd_.get(), sink, sizeof sink, 0);
+      if (n > 0) {
+        lingered_ += static_cast<size_t>(n);
+        if (lingered_ > kMaxLingerBytes) break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      break;  // EOF or error
+    }
+    close();
   }
 
   void close() {
@@ -336,6 +372,8 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
   bool head_method_ = false;
   bool peer_closed_ = false;
   bool close_after_write_ = false;
+  bool lingering_ = false;
+  size_t lingered_ = 0;
   bool closed_ = false;
   bool in_process_ = false;
 };

@@ -26,6 +26,7 @@ void ListenerCounters::add(const ListenerCounters& other) {
   bytes_out += other.bytes_out;
   packets_in += other.packets_in;
   packets_out += other.packets_out;
+  flow_table_full += other.flow_table_full;
 }
 
 void BackendCounters::add(const BackendCounters& other) {

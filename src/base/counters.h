@@ -57,6 +57,7 @@ struct ListenerCounters {
   uint64_t bytes_out = 0;    // backend -> client (HTTP: bytes written to the client)
   uint64_t packets_in = 0;   // UDP listeners only: datagrams from clients
   uint64_t packets_out = 0;  // UDP listeners only: datagrams to clients
+  uint64_t flow_table_full = 0;  // UDP listeners only: new clients dropped, the table was full
   void add(const ListenerCounters& other);
 };
 

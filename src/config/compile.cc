@@ -72,8 +72,9 @@ base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const S
 snapshot::HealthCheck to_snapshot(const HealthCheck& hc) {
   snapshot::HealthCheck out;
   out.enabled = hc.enabled;
-  out.type =
-      hc.type == "http" ? snapshot::HealthCheck::Type::kHttp : snapshot::HealthCheck::Type::kTcp;
+  out.type = hc.type == "http"  ? snapshot::HealthCheck::Type::kHttp
+             : hc.type == "udp" ? snapshot::HealthCheck::Type::kUdp
+                                : snapshot::HealthCheck::Type::kTcp;
   out.port = hc.port.value_or(0);
   out.interval_ms = hc.interval_ms;
   out.timeout_ms = hc.timeout_ms;
@@ -82,6 +83,8 @@ snapshot::HealthCheck to_snapshot(const HealthCheck& hc) {
   out.method = hc.method;
   out.uri = hc.uri;
   out.domain = hc.domain;
+  out.request = hc.request;
+  out.expect = hc.expect;
   out.http_code_classes = 0;
   for (const std::string& c : hc.http_codes) {  // validated: "2xx" .. "5xx"
     out.http_code_classes |= 1u << static_cast<unsigned>(c[0] - '0');
@@ -182,15 +185,16 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       const Listener& l = lb.listeners[i];
       std::string path = lb_path + ".listeners[" + std::to_string(i) + "]";
       // Refuse what this build would otherwise silently ignore.
-      if (l.protocol != Protocol::kTcp && l.protocol != Protocol::kHttp) {
-        return base::Error::config(path + ".protocol", std::string(to_string(l.protocol)) +
-                                                           " listeners are not available in "
-                                                           "this version (tcp and http only)");
+      if (l.protocol == Protocol::kHttps) {
+        return base::Error::config(path + ".protocol",
+                                   "https listeners are not available in this version (tcp, udp "
+                                   "and http only)");
       }
-      if (l.access_log && l.protocol == Protocol::kTcp) {
+      if (l.access_log && !is_l7(l.protocol)) {
         return base::Error::config(path + ".access_log",
-                                   "access logs of tcp listeners are not available in this "
-                                   "version (http only)");
+                                   std::string("access logs of ") +
+                                       std::string(to_string(l.protocol)) +
+                                       " listeners are not available in this version (http only)");
       }
       if (l.redirect_to_https) {
         return base::Error::config(path + ".redirect_to_https",
@@ -215,8 +219,9 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       auto sl = std::make_shared<snapshot::Listener>();
       sl->lb_name = lb.name;
       sl->id = l.id();
-      sl->protocol =
-          l.protocol == Protocol::kHttp ? snapshot::Protocol::kHttp : snapshot::Protocol::kTcp;
+      sl->protocol = l.protocol == Protocol::kHttp  ? snapshot::Protocol::kHttp
+                     : l.protocol == Protocol::kUdp ? snapshot::Protocol::kUdp
+                                                    : snapshot::Protocol::kTcp;
       sl->bind = *bind;
       sl->running = lb.status == "active" && l.status == ListenerStatus::kRunning;
       sl->scheduler = to_balance(l.scheduler);

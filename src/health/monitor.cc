@@ -59,6 +59,10 @@ class Probe final : public net::IoHandler, public net::Deferred {
   }
 
   void on_io(uint32_t events) override {
+    if (check_.type == snapshot::HealthCheck::Type::kUdp) {
+      if (phase_ == Phase::kReading) read_udp_reply();
+      return;
+    }
     if (phase_ == Phase::kConnecting) {
       if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
       if (int err = net::socket_error(fd_.get()); err != 0) {
@@ -89,6 +93,8 @@ class Probe final : public net::IoHandler, public net::Deferred {
     auto* p = static_cast<Probe*>(self);
     if (p->phase_ == Phase::kIdle) {
       p->start_check();
+    } else if (p->check_.type == snapshot::HealthCheck::Type::kUdp && p->check_.expect.empty()) {
+      p->finish(true);  // no ICMP port-unreachable within the timeout
     } else {
       p->finish(false, "timeout after " + std::to_string(p->check_.timeout_ms) + " ms");
     }
@@ -96,6 +102,10 @@ class Probe final : public net::IoHandler, public net::Deferred {
 
   void start_check() {
     ++owner_.checks_started_;
+    if (check_.type == snapshot::HealthCheck::Type::kUdp) {
+      start_udp_check();
+      return;
+    }
     bool in_progress = false;
     auto fd = net::connect_tcp(target_, &in_progress);
     if (!fd.ok()) {
@@ -124,6 +134,52 @@ class Probe final : public net::IoHandler, public net::Deferred {
     phase_ = Phase::kReading;
     response_.clear();
     read_status();
+  }
+
+  // UDP: one datagram (`request`, possibly empty) on a connected socket; the kernel reports an
+  // ICMP port-unreachable from the target as ECONNREFUSED on it.
+  void start_udp_check() {
+    auto fd = net::connect_udp(target_);
+    if (!fd.ok()) {
+      finish(false, "socket: " + fd.error().message);
+      return;
+    }
+    fd_ = std::move(*fd);
+    if (!owner_.loop_.add(fd_.get(), EPOLLIN, this).ok()) {
+      finish(false, "epoll registration failed");
+      return;
+    }
+    ssize_t n = ::send(fd_.get(), check_.request.data(), check_.request.size(), 0);
+    if (n < 0) {
+      finish(false, errno == ECONNREFUSED ? std::string("ICMP port unreachable")
+                                          : std::string("send: ") + std::strerror(errno));
+      return;
+    }
+    phase_ = Phase::kReading;
+    timer_.arm_in(check_.timeout_ms);
+  }
+
+  // A reply passes when it contains `expect` (any reply when `expect` is empty); ECONNREFUSED
+  // (ICMP port-unreachable) fails at once.
+  void read_udp_reply() {
+    char buf[2048];
+    for (;;) {
+      ssize_t n = ::recv(fd_.get(), buf, sizeof buf, 0);
+      if (n >= 0) {
+        std::string_view reply(buf, static_cast<size_t>(n));
+        if (check_.expect.empty() || reply.find(check_.expect) != std::string_view::npos) {
+          finish(true);
+        } else {
+          finish(false, "reply does not contain the expected text");
+        }
+        return;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      finish(false, errno == ECONNREFUSED ? std::string("ICMP port unreachable")
+                                          : std::string("recv: ") + std::strerror(errno));
+      return;
+    }
   }
 
   // Only the status line matters: "HTTP/1.x NNN ...". The rest is not read.

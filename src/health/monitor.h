@@ -1,8 +1,8 @@
-// Active health checks and passive failure reports for every (listener, backend) pair of the
-// current snapshot, on the control thread's event loop. One check per interval per pair whatever
-// the number of workers; checks are spread by jitter so they never arrive in bursts. The result
-// is a HealthTable that config::compile folds into the next snapshot: health reaches the workers
-// through the same publication as configuration. [control]
+// Active health checks (tcp, http, udp) and passive failure reports for every (listener, backend)
+// pair of the current snapshot, on the control thread's event loop. One check per interval per pair
+// whatever the number of workers; checks are spread by jitter so they never arrive in bursts. The
+// result is a HealthTable that config::compile folds into the next snapshot: health reaches the
+// workers through the same publication as configuration. [control]
 #pragma once
 
 #include <cstdint>

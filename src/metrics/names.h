@@ -42,6 +42,9 @@ inline constexpr Family kListenerPacketsIn{"fulcrum_listener_packets_in_total", 
                                            "Datagrams received from clients (UDP)."};
 inline constexpr Family kListenerPacketsOut{"fulcrum_listener_packets_out_total", Type::kCounter,
                                             "Datagrams sent to clients (UDP)."};
+inline constexpr Family kUdpFlowTableFull{
+    "fulcrum_udp_flow_table_full_total", Type::kCounter,
+    "Datagrams of new clients dropped because the flow table was full (UDP)."};
 
 // HTTP listeners, labels {lb, listener} (+ code_class).
 inline constexpr Family kHttpRequests{
@@ -91,6 +94,7 @@ inline constexpr std::array kFamilies = {
     kListenerBytesOut,
     kListenerPacketsIn,
     kListenerPacketsOut,
+    kUdpFlowTableFull,
     kHttpRequests,
     kHttpRequestDuration,
     kHttpUpstreamResponse,

@@ -118,7 +118,8 @@ void render_listeners(const Report& r, Writer& w) {
   for (const ListenerSample& l : r.listeners) any_packets = any_packets || l.has_packets;
   if (!any_packets) return;
   const Plain packets[] = {{kListenerPacketsIn, &base::ListenerCounters::packets_in},
-                           {kListenerPacketsOut, &base::ListenerCounters::packets_out}};
+                           {kListenerPacketsOut, &base::ListenerCounters::packets_out},
+                           {kUdpFlowTableFull, &base::ListenerCounters::flow_table_full}};
   for (const Plain& p : packets) {
     w.family(p.family);
     for (const ListenerSample& l : r.listeners) {

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 
 namespace fulcrum::net {
 
@@ -35,6 +36,40 @@ base::Result<UniqueFd> listen_tcp(const SocketAddress& addr, bool reuseport, int
   if (addr.family() == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (::bind(fd.get(), addr.sa(), addr.len()) != 0) return sys_error("bind", addr);
   if (::listen(fd.get(), backlog) != 0) return sys_error("listen", addr);
+  return fd;
+}
+
+base::Result<UniqueFd> bind_udp(const SocketAddress& addr, bool reuseport, int buffer_bytes) {
+  UniqueFd fd(::socket(addr.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return sys_error("socket", addr);
+  int one = 1;
+  if (reuseport && setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return sys_error("SO_REUSEPORT", addr);
+  }
+  if (addr.family() == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (buffer_bytes > 0) {
+    // Above net.core.{r,w}mem_max only a privileged process may go (the *FORCE options); an
+    // unprivileged one gets what the sysctl allows.
+    for (auto [force, plain] :
+         {std::pair{SO_RCVBUFFORCE, SO_RCVBUF}, {SO_SNDBUFFORCE, SO_SNDBUF}}) {
+      if (setsockopt(fd.get(), SOL_SOCKET, force, &buffer_bytes, sizeof buffer_bytes) != 0) {
+        setsockopt(fd.get(), SOL_SOCKET, plain, &buffer_bytes, sizeof buffer_bytes);
+      }
+    }
+  }
+  if (::bind(fd.get(), addr.sa(), addr.len()) != 0) return sys_error("bind", addr);
+  return fd;
+}
+
+base::Result<UniqueFd> connect_udp(const SocketAddress& to) {
+  UniqueFd fd(::socket(to.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return sys_error("socket", to);
+  if (::connect(fd.get(), to.sa(), to.len()) != 0) {
+    auto err = sys_error("connect", to);
+    err.retryable = true;
+    err.source = base::ErrorSource::kUpstream;
+    return err;
+  }
   return fd;
 }
 

@@ -39,6 +39,15 @@ class UniqueFd {
 // `reuseport` (one socket per worker in one group). [control]
 base::Result<UniqueFd> listen_tcp(const SocketAddress& addr, bool reuseport, int backlog);
 
+// A non-blocking UDP socket bound to `addr`, SO_REUSEPORT when `reuseport` (one per worker in
+// one group), with receive and send buffers of `buffer_bytes` where the system allows it.
+// [control]
+base::Result<UniqueFd> bind_udp(const SocketAddress& addr, bool reuseport, int buffer_bytes);
+
+// A non-blocking UDP socket connected to `to` (an ephemeral local port; the kernel then delivers
+// only `to`'s datagrams to it, and an ICMP port-unreachable from `to` as ECONNREFUSED). [worker]
+base::Result<UniqueFd> connect_udp(const SocketAddress& to);
+
 // The address a socket is bound to (port 0 resolved). [any]
 base::Result<SocketAddress> local_address(int fd);
 

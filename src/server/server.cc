@@ -4,9 +4,8 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
-#include <unistd.h>
-
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -27,13 +26,16 @@
 #include "config/yaml.h"
 #include "health/monitor.h"
 #include "net/socket.h"
-#include "store/store.h"
 #include "server/metrics_collector.h"
+#include "store/store.h"
 
 namespace fulcrum::server {
 
 namespace {
 constexpr int kListenBacklog = 4096;
+// Receive and send buffer of each worker's UDP listening socket: room for bursts of a few
+// thousand datagrams while the worker is busy.
+constexpr int kUdpSocketBuffer = 4 << 20;
 constexpr int64_t kPublishWaitMs = 5000;  // a worker that does not ack by then is stuck
 constexpr int64_t kDrainPollMs = 100;     // how often the control loop looks at draining workers
 
@@ -215,7 +217,9 @@ base::Result<Server::Prepared> Server::prepare(const config::Config& config) {
     }
     std::vector<net::UniqueFd> fds;
     for (size_t w = 0; w < workers_.size(); ++w) {
-      auto fd = net::listen_tcp(l.bind, /*reuseport=*/true, kListenBacklog);
+      auto fd = l.protocol == snapshot::Protocol::kUdp
+                    ? net::bind_udp(l.bind, /*reuseport=*/true, kUdpSocketBuffer)
+                    : net::listen_tcp(l.bind, /*reuseport=*/true, kListenBacklog);
       if (!fd.ok()) {
         base::Error e = base::Error::config(
             compiled->listener_paths[i] + ".port",

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "l4/tcp_listener.h"
 #include "l4/tcp_session.h"
+#include "l4/udp_listener.h"
 #include "l7/http_listener.h"
 #include "l7/http_session.h"
 
@@ -40,6 +41,7 @@ Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureRepo
       sessions_(std::make_unique<l4::SessionRegistry>()),
       ctx_(*loop_),
       http_ctx_(std::make_unique<l7::HttpContext>(*loop_)),
+      udp_ctx_(std::make_unique<l4::UdpContext>(*loop_)),
       report_(std::move(report)) {
   ctx_.sessions = sessions_.get();
   if (access) http_ctx_->access_log = std::make_unique<l7::AccessLog>(*loop_, std::move(access));
@@ -47,6 +49,7 @@ Worker::Worker(uint32_t index, std::unique_ptr<net::EventLoop> loop, FailureRepo
     ctx_.on_backend_failure = [this](const snapshot::Listener& l, const snapshot::Backend& b,
                                      int error) { on_backend_failure(l, b, error); };
     http_ctx_->on_backend_failure = ctx_.on_backend_failure;
+    udp_ctx_->on_backend_failure = ctx_.on_backend_failure;
   }
 }
 
@@ -69,6 +72,7 @@ Worker::~Worker() {
   // Order matters: listeners and sessions use the loop's timers.
   listeners_.clear();
   http_listeners_.clear();
+  udp_listeners_.clear();
   sessions_->close_all();
   http_ctx_->sessions.close_all();
   drain_timer_.reset();
@@ -110,6 +114,8 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     }
     std::map<std::string, std::unique_ptr<l4::TcpListener>> next;
     std::map<std::string, std::unique_ptr<l7::HttpListener>> next_http;
+    // UDP flows end with their listener: their replies must leave from its socket.
+    std::map<std::string, std::unique_ptr<l4::UdpListener>> next_udp;
     for (const auto& l : snap->listeners) {
       if (!l->running) continue;
       std::string key = listener_key(*l);
@@ -121,6 +127,19 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
         } else if (auto f = fresh.find(key); f != fresh.end()) {
           next_http.emplace(
               key, std::make_unique<l7::HttpListener>(*http_ctx_, std::move(f->second), l));
+        } else {
+          FLOG_ERROR("worker {}: no socket for listener {}", index_, key);
+        }
+        continue;
+      }
+      if (l->protocol == snapshot::Protocol::kUdp) {
+        if (auto it = udp_listeners_.find(key); it != udp_listeners_.end()) {
+          it->second->update(l);
+          next_udp.emplace(key, std::move(it->second));
+          udp_listeners_.erase(it);
+        } else if (auto f = fresh.find(key); f != fresh.end()) {
+          next_udp.emplace(key,
+                           std::make_unique<l4::UdpListener>(*udp_ctx_, std::move(f->second), l));
         } else {
           FLOG_ERROR("worker {}: no socket for listener {}", index_, key);
         }
@@ -141,6 +160,8 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     next.clear();
     http_listeners_.swap(next_http);
     next_http.clear();
+    udp_listeners_.swap(next_udp);
+    next_udp.clear();
     apply_drain_deadlines();
     snapshot_ = std::move(snap);
     done(snapshot_->generation);
@@ -175,6 +196,7 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
     if (drain_done_) return;
     listeners_.clear();  // stop accepting; established connections go on
     http_listeners_.clear();
+    udp_listeners_.clear();  // UDP has nothing to finish: its flows end now
     http_ctx_->draining = true;
     http_ctx_->sessions.drain_all();  // idle keep-alive clients close now, busy ones after
     drain_deadline_ms_ = deadline_ms;
@@ -237,6 +259,22 @@ bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
       s.request_duration = rt.http.request_duration;
       s.upstream_response = rt.http.upstream_response;
       add_backends(rt.backends, s);
+    }
+    for (const auto& [key, l] : udp_listeners_) {
+      const l4::UdpCounters& c = l->counters();
+      metrics::ListenerSample& s = sample.listeners.emplace_back();
+      s.lb = l->config().lb_name;
+      s.listener = l->config().id;
+      s.has_packets = true;
+      // For UDP a "connection" is a flow: a client address with its backend socket.
+      s.counters.connections = c.flows_created;
+      s.counters.active = l->flows();
+      s.counters.dropped = c.flows_refused_full + c.no_backend;
+      s.counters.bytes_in = c.bytes_in;
+      s.counters.bytes_out = c.bytes_out;
+      s.counters.packets_in = c.packets_in;
+      s.counters.packets_out = c.packets_out;
+      s.counters.flow_table_full = c.flows_refused_full;
     }
     reply(std::move(sample));
   });

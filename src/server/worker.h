@@ -23,6 +23,8 @@
 namespace fulcrum::l4 {
 class TcpListener;
 class SessionRegistry;
+class UdpContext;
+class UdpListener;
 }  // namespace fulcrum::l4
 namespace fulcrum::l7 {
 class HttpListener;
@@ -83,6 +85,8 @@ class Worker {
   std::unique_ptr<l7::HttpContext> http_ctx_;
   std::map<std::string, std::unique_ptr<l4::TcpListener>> listeners_;
   std::map<std::string, std::unique_ptr<l7::HttpListener>> http_listeners_;
+  std::unique_ptr<l4::UdpContext> udp_ctx_;
+  std::map<std::string, std::unique_ptr<l4::UdpListener>> udp_listeners_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::unique_ptr<net::Timer> drain_timer_;
   int64_t drain_deadline_ms_ = 0;

@@ -42,7 +42,7 @@ std::string health_key(std::string_view lb_name, std::string_view listener_id,
 // A listener's active health check, resolved (durations in ms, port 0 = the backend's port).
 struct HealthCheck {
   bool enabled = true;
-  enum class Type : uint8_t { kTcp, kHttp } type = Type::kTcp;
+  enum class Type : uint8_t { kTcp, kHttp, kUdp } type = Type::kTcp;
   uint16_t port = 0;
   int64_t interval_ms = 2000;
   int64_t timeout_ms = 5000;
@@ -53,6 +53,11 @@ struct HealthCheck {
   std::string uri = "/";
   std::string domain;                    // Host; empty = the backend's address
   uint32_t http_code_classes = 0b01100;  // bit n set: nxx accepted (default 2xx, 3xx)
+  // kUdp: the datagram sent (may be empty) and the text a reply must contain. With no `expect`,
+  // a check passes unless the backend's host answers ICMP port-unreachable within the timeout
+  // (any reply passes at once).
+  std::string request;
+  std::string expect;
   bool operator==(const HealthCheck&) const = default;
 };
 

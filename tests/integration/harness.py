@@ -47,10 +47,10 @@ def stop_process(proc, timeout=10.0, sig=signal.SIGTERM):
 
 
 class Echo:
-    """A fulcrum-echo backend with one TCP listener (or HTTP with http=True), and optionally an
-    extra HTTP listener on `http_port` of the same host."""
+    """A fulcrum-echo backend with one TCP listener (HTTP with http=True, UDP with udp=True), and
+    optionally an extra HTTP listener on `http_port` of the same host."""
 
-    def __init__(self, name, host="127.0.0.1", port=0, http=False, http_port=None):
+    def __init__(self, name, host="127.0.0.1", port=0, http=False, http_port=None, udp=False):
         self.name = name
         self.host = host
         self.dir = tempfile.TemporaryDirectory(prefix="fulcrum-echo-")
@@ -59,7 +59,8 @@ class Echo:
         def addr(p):
             return f"[{host}]:{p}" if ":" in host else f"{host}:{p}"
 
-        args = [str(ECHO), "--name", name, "--http" if http else "--tcp", addr(port)]
+        kind = "udp" if udp else "http" if http else "tcp"
+        args = [str(ECHO), "--name", name, f"--{kind}", addr(port)]
         if http_port is not None:
             args += ["--http", addr(http_port)]
         args += ["--ready-file", str(ready), "--quiet"]
@@ -71,7 +72,7 @@ class Echo:
         for line in text.splitlines():  # "listening tcp 127.0.0.1:PORT"
             _, kind, where = line.split()
             ports.setdefault(kind, int(where.rsplit(":", 1)[1]))
-        self.port = ports["http" if http else "tcp"]
+        self.port = ports[kind]
         self.http_port = ports["http"] if http_port is not None else None
 
     def http_get(self, path, timeout=5.0):
@@ -88,6 +89,8 @@ class Echo:
 
     def stop(self):
         stop_process(self.proc)
+        if self.proc.stderr:
+            self.proc.stderr.close()
         self.dir.cleanup()
 
 

@@ -106,7 +106,12 @@ class ApiTest(unittest.TestCase):
         self.ok(f, "POST", "/v1/loadbalancers",
                 lb_doc({"app": [a.port]}, [{"protocol": "http", "port": port,
                                             "server_group": "app"}]))
+        pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+        cert = self.ok(f, "POST", "/v1/certificates", {"name": "c", "cert": pem, "key": key})
+        self.assertNotIn("key", cert)  # write-only
         config = self.ok(f, "GET", "/v1/config")
+        self.assertNotIn("MIIE", json.dumps(config))
         revision = self.ok(f, "GET", "/v1/status")["revision"]
         backends = "/v1/loadbalancers/web/servergroups/app/backends"
 
@@ -150,8 +155,8 @@ class ApiTest(unittest.TestCase):
                     {"protocol": "tcp", "port": busy.getsockname()[1], "server_group": "app"},
                     status=409, field="port", text="cannot listen")
         refused("POST", "/v1/loadbalancers/web/listeners",
-                {"protocol": "https", "port": h.free_port(), "server_group": "app"},
-                status=422)
+                {"protocol": "https", "port": h.free_port(), "server_group": "app",
+                 "certificates": ["c"]}, status=422)
         refused("GET", "/v1/loadbalancers/nope", status=404)
         refused("DELETE", "/v1/loadbalancers/web/listeners/http:1", status=404)
         got, _, headers = f.api("PUT", "/v1/loadbalancers")
@@ -204,7 +209,7 @@ class ApiTest(unittest.TestCase):
         dry = self.ok(f, "POST", "/v1/apply?dry_run=true", raw=text.encode(),
                       content_type="application/yaml")
         self.assertTrue(dry["dry_run"])
-        self.assertIn({"op": "create", "key": "/fulcrum/lb/web"}, dry["changes"])
+        self.assertIn({"op": "create", "key": "/fulcrum/lb/test"}, dry["changes"])
         self.assertEqual(self.ok(f, "GET", "/v1/status")["revision"], revision)
         self.assertEqual(self.ok(f, "GET", "/v1/loadbalancers")["loadbalancers"], [])
         real = self.ok(f, "POST", "/v1/apply", raw=text.encode(),
@@ -231,14 +236,14 @@ class ApiTest(unittest.TestCase):
         self.assertTrue(status["store"].startswith("sqlite:"))
         self.assertEqual(status["workers"], 2)
         self.assertGreaterEqual(status["generation"], 1)
-        health = self.ok(f, "GET", "/v1/loadbalancers/web/health")
+        health = self.ok(f, "GET", "/v1/loadbalancers/test/health")
         listener = health["listeners"][0]
         self.assertEqual(listener["listener"], f"tcp:{port}")
         self.assertEqual(len(listener["server_groups"][0]["backends"]), 3)
         by_port = {e.port: e.name for e in backends}
         for i in range(2, 12):
             source = f"127.0.0.{i}"
-            answer = self.ok(f, "GET", f"/v1/loadbalancers/web/listeners/tcp:{port}/explain"
+            answer = self.ok(f, "GET", f"/v1/loadbalancers/test/listeners/tcp:{port}/explain"
                                        f"?client={source}:40000")
             want = by_port[int(answer["backend"].rsplit(":", 1)[1])]
             self.assertEqual(h.ask_name(port, source=source), want, answer)
@@ -247,16 +252,16 @@ class ApiTest(unittest.TestCase):
         a = self.echo("a", http=False)
         port = h.free_port()
         f = self.daemon(h.lb_yaml([(a.port, 100)], port))
-        base = f"/v1/loadbalancers/web/listeners/tcp:{port}"
+        base = f"/v1/loadbalancers/test/listeners/tcp:{port}"
         self.assertEqual(self.ok(f, "POST", base + "/stop")["status"], "stopped")
         with self.assertRaises(ConnectionRefusedError):
             h.connect(port)
         self.assertEqual(self.ok(f, "POST", base + "/start")["status"], "running")
         self.assertEqual(h.ask_name(port), "a")
-        self.ok(f, "PATCH", "/v1/loadbalancers/web", {"status": "inactive"})
+        self.ok(f, "PATCH", "/v1/loadbalancers/test", {"status": "inactive"})
         with self.assertRaises(ConnectionRefusedError):
             h.connect(port)
-        self.ok(f, "PATCH", "/v1/loadbalancers/web", {"status": "active"})
+        self.ok(f, "PATCH", "/v1/loadbalancers/test", {"status": "active"})
         self.assertEqual(h.ask_name(port), "a")
 
     # --- Nothing lost ----------------------------------------------------------------------------
@@ -387,6 +392,68 @@ class ApiTest(unittest.TestCase):
         self.assertTrue(all(status == 400 for _, status in refused))
         self.assertFalse({p for p, _ in refused} & stored)
         self.assertTrue(stored <= set(acked) | set(pending), sorted(stored - set(acked)))
+
+    def test_metrics_count_real_traffic_with_stable_names(self):
+        tcp_echo, http_echo = self.echo("t", http=False), self.echo("w")
+        udp_echo = h.Echo("u", udp=True)
+        self.cleanup.append(udp_echo.stop)
+        tport, wport, uport = h.free_port(), h.free_port(), h.free_port(kind=socket.SOCK_DGRAM)
+        f = self.daemon()
+        self.ok(f, "POST", "/v1/loadbalancers", {
+            "name": "web", "address": "127.0.0.1",
+            "server_groups": [
+                {"name": "t", "backends": [{"address": "127.0.0.1", "port": tcp_echo.port}]},
+                {"name": "w", "backends": [{"address": "127.0.0.1", "port": http_echo.port}]},
+                {"name": "u", "backends": [{"address": "127.0.0.1", "port": udp_echo.port}]}],
+            "listeners": [
+                {"protocol": "tcp", "port": tport, "server_group": "t"},
+                {"protocol": "http", "port": wport, "server_group": "w"},
+                {"protocol": "udp", "port": uport, "server_group": "u",
+                 "health_check": {"enabled": False}}]})
+        for _ in range(5):
+            self.assertEqual(h.ask_name(tport), "t")
+        for _ in range(7):
+            self.assertEqual(request(wport)[0], 200)
+        self.assertEqual(request(wport, "/status/503")[0], 503)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.settimeout(2)
+            for _ in range(3):
+                u.sendto(b"NAME", ("127.0.0.1", uport))
+                self.assertEqual(u.recvfrom(100)[0], b"u")
+        status, text, headers = f.api("GET", "/metrics", token="reader")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                samples[name] = float(value)
+
+        def value(name, **labels):
+            key = name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+            self.assertIn(key, samples, f"{key} not in /metrics")
+            return samples[key]
+
+        t = {"lb": "web", "listener": f"tcp:{tport}"}
+        w = {"lb": "web", "listener": f"http:{wport}"}
+        u = {"lb": "web", "listener": f"udp:{uport}"}
+        self.assertEqual(value("fulcrum_listener_connections_total", **t), 5)
+        self.assertEqual(value("fulcrum_listener_active_connections", **t), 0)
+        self.assertGreater(value("fulcrum_listener_bytes_in_total", **t), 0)
+        self.assertEqual(value("fulcrum_http_requests_total", **w, code_class="2xx"), 7)
+        self.assertEqual(value("fulcrum_http_requests_total", **w, code_class="5xx"), 1)
+        self.assertEqual(value("fulcrum_http_request_duration_seconds_count", **w), 8)
+        self.assertEqual(value("fulcrum_http_request_duration_seconds_bucket", **w, le="+Inf"), 8)
+        self.assertEqual(value("fulcrum_listener_packets_in_total", **u), 3)
+        self.assertEqual(value("fulcrum_listener_packets_out_total", **u), 3)
+        self.assertEqual(value("fulcrum_udp_flow_table_full_total", **u), 0)
+        backend = {"lb": "web", "listener": f"tcp:{tport}", "server_group": "t",
+                   "backend": f"127.0.0.1:{tcp_echo.port}"}
+        self.assertEqual(value("fulcrum_backend_connections_total", **backend), 5)
+        self.assertEqual(value("fulcrum_backend_up", **backend), 1)
+        generation = self.ok(f, "GET", "/v1/status")["generation"]
+        self.assertEqual(samples["fulcrum_config_generation"], generation)
+        self.assertEqual(samples["fulcrum_workers"], 2)
 
     def test_health_endpoints_need_no_token(self):
         f = self.daemon()

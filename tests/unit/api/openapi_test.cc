@@ -20,9 +20,12 @@ nlohmann::json load_openapi() {
 
 std::string role_name(Role r) {
   switch (r) {
-    case Role::kNone: return "none";
-    case Role::kReader: return "reader";
-    case Role::kAdmin: return "admin";
+    case Role::kNone:
+      return "none";
+    case Role::kReader:
+      return "reader";
+    case Role::kAdmin:
+      return "admin";
   }
   return "?";
 }

@@ -19,8 +19,7 @@ constexpr const char* kKeyPem =
 
 // Every field of the model set to something other than its default somewhere: two load
 // balancers, one listener of each protocol, certificates by file and by PEM text.
-const std::string kMaximalYaml =
-    std::string(R"(
+constexpr const char* kMaximalYaml = R"(
 loadbalancers:
   - name: edge
     address: '::'
@@ -102,12 +101,8 @@ loadbalancers:
 certificates:
   - {name: file, cert_file: /abs/c.pem, key_file: c.key}
   - name: pem
-    cert: ")") +
-    "-----BEGIN CERTIFICATE-----\\nMIIBszCCAVmgAwIBAgIUJ\\n-----END CERTIFICATE-----\\n" +
-    R"("
-    key: ")" +
-    "-----BEGIN PRIVATE KEY-----\\nMIGHAgEAMBMGByqGSM49\\n-----END PRIVATE KEY-----\\n" +
-    R"("
+    cert: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUJ\n-----END CERTIFICATE-----\n"
+    key: "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49\n-----END PRIVATE KEY-----\n"
   - {name: root, type: ca, cert_file: ca.pem}
 acls:
   - name: office

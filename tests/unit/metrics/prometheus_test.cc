@@ -296,6 +296,7 @@ TEST(RenderPrometheus, PacketFamiliesOnlyForListenersThatHavePackets) {
   EXPECT_EQ(in[0].labels.at("listener"), "udp:53");
   EXPECT_EQ(in[0].value, "5");
   EXPECT_EQ(find(lines, "fulcrum_listener_packets_out_total")[0].value, "4");
+  EXPECT_EQ(find(lines, "fulcrum_udp_flow_table_full_total")[0].value, "0");
 }
 
 TEST(FormatSeconds, ExactDecimalWithoutTrailingZeros) {
@@ -330,6 +331,7 @@ TEST(Names, StableFamilyNamesAndTypes) {
                        "fulcrum_listener_bytes_out_total",
                        "fulcrum_listener_packets_in_total",
                        "fulcrum_listener_packets_out_total",
+                       "fulcrum_udp_flow_table_full_total",
                        "fulcrum_http_requests_total",
                        "fulcrum_http_request_duration_seconds",
                        "fulcrum_http_upstream_response_seconds",
