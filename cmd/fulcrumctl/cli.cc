@@ -459,10 +459,20 @@ CLI::App* leaf(CLI::App* parent, const std::string& name, const std::string& hel
   return app;
 }
 
+// A verb that takes a kind (`get lb`). Not marked "subcommand required": CLI11 would then say
+// only that, even for a misspelt kind; run() names the kinds instead.
 CLI::App* group(CLI::App* parent, const std::string& name, const std::string& help) {
-  CLI::App* app = parent->add_subcommand(name, help);
-  app->require_subcommand(1);
-  return app;
+  return parent->add_subcommand(name, help);
+}
+
+// "lb, listeners, ..." for a verb without its kind.
+std::string kinds(const CLI::App& verb) {
+  std::string out;
+  for (const CLI::App* sub : verb.get_subcommands({})) {
+    if (!out.empty()) out += ", ";
+    out += sub->get_name();
+  }
+  return out;
 }
 
 }  // namespace
@@ -478,8 +488,10 @@ int run(int argc, char** argv) {
       "http://127.0.0.1:9901,\nand the token in --token, $FULCRUM_TOKEN or "
       "<data-dir>/admin.token."};
   app.name("fulcrumctl");
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "fulcrumctl: " + std::string(e.what()) + "\nRun with --help for more information.\n";
+  });
   app.fallthrough();  // global options may come after the verb: `fulcrumctl get lb -o json`
-  app.require_subcommand(1);
   app.add_option("--server", g.server, "admin API URL, http://HOST:PORT (env FULCRUM_SERVER)");
   app.add_option("--token", g.token, "API token (env FULCRUM_TOKEN; never printed)");
   app.add_option("--data-dir", g.data_dir, "fulcrumd's data folder, for discovery")
@@ -694,7 +706,12 @@ int run(int argc, char** argv) {
     app.exit(e);
     return kExitUsage;
   }
-  if (!chosen) return usage("no verb given");
+  if (!chosen) {
+    for (const CLI::App* verb : app.get_subcommands()) {
+      return usage(verb->get_name() + " needs one of: " + kinds(*verb));
+    }
+    return usage("no verb given (fulcrumctl --help lists them)");
+  }
   Session session(g);
   if (!session.open()) return kExitFailed;
   return chosen(session);
