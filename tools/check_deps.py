@@ -26,6 +26,7 @@ ALLOWED = {
     "metering": {"base", "store"},
     "cluster": {"base", "net", "store", "snapshot"},
     "gslb": {"base", "net", "store", "snapshot"},
+    "client": {"base", "net", "http"},  # the admin API's client (fulcrumctl, tests)
     "server": None,  # the composition root may include everything
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([a-z0-9_]+)/')
