@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build build/release --target fulcrumd fulcrum-echo
+cmake --build build/release --target fulcrumd fulcrumctl fulcrum-echo
 
 echo_bin=build/release/tools/fulcrum-echo/fulcrum-echo
 pids=()
@@ -30,7 +30,10 @@ Send traffic through it from another terminal; each line names the backend that 
   curl -s http://127.0.0.1:8080/one/x       # a forwarding rule: always backend-1
   curl -s http://127.0.0.1:8080/echo        # the request as the backend saw it (X-Forwarded-For...)
 
-Change it live through the admin API on 127.0.0.1:9901 (state in ./fulcrum-data, SQLite):
+Change it live with fulcrumctl or the admin API on 127.0.0.1:9901 (state in ./fulcrum-data):
+
+  build/release/cmd/fulcrumctl/fulcrumctl health quickstart
+  build/release/cmd/fulcrumctl/fulcrumctl add-backend quickstart web-1 127.0.0.1:9102
 
   TOKEN=$(cat fulcrum-data/admin.token)
   curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9901/v1/loadbalancers/quickstart/health

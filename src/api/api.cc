@@ -374,19 +374,27 @@ class Mutation {
 
   json& doc() { return doc_; }
   void set_prefix(std::string p) { prefix_ = std::move(p); }
+  // The request sent items for the list at document path `list` (".../backends"), appended from
+  // index `first`: errors inside them are named relative to the body — "weight" for a single
+  // object, "[i].weight" for a list.
+  void set_list_prefix(std::string list, size_t first, bool single) {
+    list_ = std::move(list);
+    first_ = first;
+    single_ = single;
+  }
 
   // Decodes, validates and applies; throws Stop with the right status on any refusal.
   config::Config commit(bool dry_run = false) {
     auto decoded = config::decode_json(doc_.dump());
     if (!decoded.ok()) {
       const base::Error& e = decoded.error();
-      if (is_conflict_message(e.message)) conflict(e.message, relative(e.field, prefix_));
-      invalid(e.message, relative(e.field, prefix_));
+      if (is_conflict_message(e.message)) conflict(e.message, field(e.field));
+      invalid(e.message, field(e.field));
     }
     ApplyOutcome out = control_.apply(*decoded, dry_run);
     if (out.refusal != Refusal::kNone) {
       stop(refusal_status(out.refusal), refusal_code(out.refusal), out.error.message,
-           relative(out.error.field, prefix_));
+           field(out.error.field));
     }
     revision_ = out.revision;
     return std::move(*decoded);
@@ -394,8 +402,27 @@ class Mutation {
   int64_t revision() const { return revision_; }
 
  private:
+  std::string field(const std::string& path) const {
+    if (!list_.empty() && path.size() > list_.size() + 1 &&
+        path.compare(0, list_.size(), list_) == 0 && path[list_.size()] == '[') {
+      size_t close = path.find(']', list_.size());
+      if (close != std::string::npos) {
+        size_t index = std::stoul(path.substr(list_.size() + 1, close - list_.size() - 1));
+        if (index >= first_) {
+          std::string rest = path.substr(close + 1);
+          if (single_) return rest.empty() ? "" : rest.substr(1);
+          return "[" + std::to_string(index - first_) + "]" + rest;
+        }
+      }
+    }
+    return relative(path, prefix_);
+  }
+
   Control& control_;
   std::string prefix_;
+  std::string list_;
+  size_t first_ = 0;
+  bool single_ = false;
   json doc_;
   int64_t revision_ = 0;
 };
@@ -581,8 +608,10 @@ Response Api::dispatch(Call& call) {
           json& backends = array_at(g, "backends");
           if (h == kBackendsReplace) {
             if (!b.is_array()) invalid("the body must be a JSON list of backends");
+            m.set_list_prefix(gpath + ".backends", 0, false);
             backends = b;
           } else {
+            m.set_list_prefix(gpath + ".backends", backends.size(), !b.is_array());
             json list = b.is_array() ? b : json::array({b});
             for (const json& nb : list) {
               if (nb.is_object() && nb.contains("address") && nb["address"].is_string() &&

@@ -84,27 +84,13 @@ inline constexpr Family kHealthChecks{"fulcrum_health_checks_total", Type::kCoun
                                       "Active health checks finished, by result."};
 
 inline constexpr std::array kFamilies = {
-    kBuildInfo,
-    kConfigGeneration,
-    kWorkers,
-    kListenerConnections,
-    kListenerActive,
-    kListenerDropped,
-    kListenerBytesIn,
-    kListenerBytesOut,
-    kListenerPacketsIn,
-    kListenerPacketsOut,
-    kUdpFlowTableFull,
-    kHttpRequests,
-    kHttpRequestDuration,
-    kHttpUpstreamResponse,
-    kBackendConnections,
-    kBackendActive,
-    kBackendConnectFailures,
-    kBackendHttpResponses,
-    kBackendUp,
-    kBackendHealth,
-    kHealthChecks,
+    kBuildInfo,           kConfigGeneration,       kWorkers,
+    kListenerConnections, kListenerActive,         kListenerDropped,
+    kListenerBytesIn,     kListenerBytesOut,       kListenerPacketsIn,
+    kListenerPacketsOut,  kUdpFlowTableFull,       kHttpRequests,
+    kHttpRequestDuration, kHttpUpstreamResponse,   kBackendConnections,
+    kBackendActive,       kBackendConnectFailures, kBackendHttpResponses,
+    kBackendUp,           kBackendHealth,          kHealthChecks,
 };
 
 }  // namespace fulcrum::metrics

@@ -127,7 +127,11 @@ class ApiTest(unittest.TestCase):
             return answer
 
         refused("POST", backends, {"address": "127.0.0.1", "port": 9, "weight": 500},
-                field="backends[1].weight", text="0–100")
+                field="weight", text="0–100")
+        refused("POST", backends, [{"address": "127.0.0.1", "port": 9},
+                                   {"address": "127.0.0.1", "port": 10, "weight": 500}],
+                field="[1].weight", text="0–100")
+        refused("PUT", backends, [{"address": "nowhere", "port": 9}], field="[0].address")
         refused("POST", "/v1/loadbalancers/web/listeners",
                 {"protocol": "tcp", "port": h.free_port(), "server_group": "app", "bogus": 1},
                 field="bogus", text="unknown field")
