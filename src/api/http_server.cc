@@ -152,8 +152,11 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
     }
   }
 
+  // Reads until the socket is drained, parsing after every chunk so that the buffer holds at most
+  // one chunk beyond what the parser consumed (a body is copied into the request as it comes).
   void read_all() {
     for (;;) {
+      if (closed_ || lingering_) return;
       size_t old = in_.size();
       in_.resize(old + kReadChunk);
       ssize_t n = ::recv(fd_.get(), in_.data() + old, kReadChunk, 0);
@@ -164,18 +167,19 @@ class HttpServer::Impl::Connection final : public net::IoHandler, public net::De
           close();
           return;
         }
+        process();
         continue;
       }
       if (n == 0) {
         peer_closed_ = true;
-        break;
+        process();
+        return;
       }
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       close();
       return;
     }
-    process();
   }
 
   // Parses what is buffered while no request is being answered.
