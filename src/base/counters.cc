@@ -26,6 +26,7 @@ void ListenerCounters::add(const ListenerCounters& other) {
   bytes_out += other.bytes_out;
   packets_in += other.packets_in;
   packets_out += other.packets_out;
+  acl_denied += other.acl_denied;
 }
 
 void BackendCounters::add(const BackendCounters& other) {
