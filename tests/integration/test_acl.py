@@ -171,6 +171,21 @@ class AclTest(unittest.TestCase):
                       r'[^}]*} (\d+)$', text, re.M)
         self.assertEqual(int(m.group(1)), 3, text)
 
+    def test_explain_says_when_the_acl_refuses_a_client(self):
+        e = self.echo()
+        port = h.free_port()
+        f = self.fulcrumd(acl_yaml("tcp", e.port, port, "white", [LISTED]))
+        path = f"/v1/loadbalancers/test/listeners/tcp:{port}/explain?client="
+        status, answer, _ = f.api("GET", path + f"{OTHER}:4000")
+        self.assertEqual(status, 200, answer)
+        self.assertIsNone(answer["backend"])
+        self.assertEqual(answer["acl"], "clients")
+        self.assertIn("access control list", answer["reason"])
+        status, answer, _ = f.api("GET", path + f"{LISTED}:4000")
+        self.assertEqual(status, 200, answer)
+        self.assertEqual(answer["backend"], f"127.0.0.1:{e.port}")
+        self.assertNotIn("acl", answer)
+
     def test_tcp_black_list_resets_listed_clients(self):
         e = self.echo()
         port = h.free_port()
