@@ -909,6 +909,15 @@ Response Api::explain(Call& call) {
               {"listener_status", l.running ? "running" : "stopped"},
               {"client", client->to_string()},
               {"scheduler", std::string(balance::scheduler_name(l.scheduler))}};
+  // The listener's ACL decides before anything is picked, as in the data plane.
+  if (!l.access.allows(*client)) {
+    bool white = l.access.type == snapshot::AccessControl::Type::kWhite;
+    out["acl"] = l.access.acl;
+    out["backend"] = nullptr;
+    out["reason"] = std::string("refused by the listener's access control list (") +
+                    (white ? "white list '" : "black list '") + l.access.acl + "')";
+    return json_response(200, out);
+  }
   const snapshot::ServerGroup* group = l.group.get();
   const balance::Table* table = l.table.get();
   const std::vector<snapshot::Health>* health = &l.health;

@@ -27,6 +27,7 @@ void ListenerCounters::add(const ListenerCounters& other) {
   packets_in += other.packets_in;
   packets_out += other.packets_out;
   flow_table_full += other.flow_table_full;
+  acl_denied += other.acl_denied;
 }
 
 void BackendCounters::add(const BackendCounters& other) {

@@ -50,13 +50,15 @@ struct LatencyHistogram {
 // What one listener saw on one worker. Carried across generations while the listener's key
 // (transport and address) stays.
 struct ListenerCounters {
-  uint64_t connections = 0;      // client connections accepted
-  uint64_t active = 0;           // client connections open now
-  uint64_t dropped = 0;          // closed without a backend serving them (none available, draining)
-  uint64_t bytes_in = 0;         // client -> backend (HTTP: bytes read from the client)
-  uint64_t bytes_out = 0;        // backend -> client (HTTP: bytes written to the client)
-  uint64_t packets_in = 0;       // UDP listeners only: datagrams from clients
-  uint64_t packets_out = 0;      // UDP listeners only: datagrams to clients
+  uint64_t connections = 0;  // client connections accepted
+  uint64_t active = 0;       // client connections open now
+  uint64_t dropped = 0;      // closed without a backend serving them (none available, draining,
+                             // refused by the ACL)
+  uint64_t bytes_in = 0;     // client -> backend (HTTP: bytes read from the client)
+  uint64_t bytes_out = 0;    // backend -> client (HTTP: bytes written to the client)
+  uint64_t packets_in = 0;   // UDP listeners only: datagrams from clients
+  uint64_t packets_out = 0;  // UDP listeners only: datagrams to clients
+  uint64_t acl_denied = 0;   // refused by the listener's ACL (also in `dropped`); UDP: datagrams
   uint64_t flow_table_full = 0;  // UDP listeners only: new clients dropped, the table was full
   void add(const ListenerCounters& other);
 };

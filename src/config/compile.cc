@@ -67,6 +67,46 @@ base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const S
   return std::shared_ptr<const snapshot::ServerGroup>(std::move(out));
 }
 
+using AclMatchers = std::map<std::string, std::shared_ptr<const snapshot::AclMatcher>>;
+
+// One matcher per ACL, shared by every listener that names it.
+base::Result<AclMatchers> compile_acls(const std::vector<Acl>& acls) {
+  AclMatchers out;
+  for (size_t i = 0; i < acls.size(); ++i) {
+    std::vector<snapshot::AclPrefix> prefixes;
+    prefixes.reserve(acls[i].entries.size());
+    for (size_t j = 0; j < acls[i].entries.size(); ++j) {
+      auto p = snapshot::AclPrefix::parse(acls[i].entries[j].cidr);
+      if (!p) {
+        return base::Error::config(
+            "acls[" + std::to_string(i) + "].entries[" + std::to_string(j) + "].cidr",
+            "must be a CIDR such as 10.0.0.0/8 or 2001:db8::/32");
+      }
+      prefixes.push_back(*p);
+    }
+    out.emplace(acls[i].name, std::make_shared<const snapshot::AclMatcher>(prefixes));
+  }
+  return out;
+}
+
+// The access control of listener `l`: an empty white list refuses everyone on L4 listeners and
+// allows everyone on L7 ones (PRODUCT.md §2).
+base::Result<snapshot::AccessControl> compile_access(const Listener& l, const AclMatchers& acls,
+                                                     const std::string& path) {
+  snapshot::AccessControl out;
+  if (!l.acl) return out;
+  auto it = acls.find(l.acl->acl);
+  if (it == acls.end()) {
+    return base::Error::config(path + ".acl.acl", "unknown acl '" + l.acl->acl + "'");
+  }
+  if (l.acl->type == AclType::kWhite && it->second->empty() && is_l7(l.protocol)) return out;
+  out.type = l.acl->type == AclType::kWhite ? snapshot::AccessControl::Type::kWhite
+                                            : snapshot::AccessControl::Type::kBlack;
+  out.acl = l.acl->acl;
+  out.matcher = it->second;
+  return out;
+}
+
 }  // namespace
 
 snapshot::HealthCheck to_snapshot(const HealthCheck& hc) {
@@ -171,6 +211,8 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
   auto snap = std::make_shared<snapshot::Snapshot>();
   snap->generation = generation;
   Compiled out;
+  auto acls = compile_acls(config.acls);
+  if (!acls.ok()) return acls.take_error();
   for (size_t li = 0; li < config.loadbalancers.size(); ++li) {
     const LoadBalancer& lb = config.loadbalancers[li];
     std::string lb_path = "loadbalancers[" + std::to_string(li) + "]";
@@ -200,11 +242,6 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
         return base::Error::config(path + ".redirect_to_https",
                                    "needs an https listener, not available in this version");
       }
-      if (l.acl) {
-        return base::Error::config(path + ".acl",
-                                   "access control lists are not enforced by "
-                                   "this version; remove the field");
-      }
       if (l.bandwidth_mbps != -1) {
         return base::Error::config(path + ".bandwidth_mbps",
                                    "bandwidth limits are not enforced by this version; use -1");
@@ -227,6 +264,9 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
       sl->scheduler = to_balance(l.scheduler);
       sl->group = g->second;
       sl->fail_open = l.all_unhealthy == AllUnhealthy::kFailOpen;
+      auto access = compile_access(l, *acls, path);
+      if (!access.ok()) return access.take_error();
+      sl->access = std::move(*access);
       sl->health_check = to_snapshot(l.health_check);
       std::vector<uint64_t> ids;
       for (const auto& b : sl->group->backends) {

@@ -63,6 +63,14 @@ void TcpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddre
                             const net::SocketAddress& local) {
   auto* l = static_cast<TcpListener*>(self);
   ++l->runtime_->counters.connections;
+  // The ACL of the generation current now decides, before any backend is picked; a refused
+  // client gets a RST (as a cloud load balancer's TCP listener does), nothing else.
+  if (!l->runtime_->current->config->access.allows(peer)) {
+    ++l->runtime_->counters.dropped;
+    ++l->runtime_->counters.acl_denied;
+    net::set_linger_reset(fd.get());
+    return;  // fd closes here
+  }
   auto* session = new TcpSession(l->ctx_, l->runtime_, std::move(fd), peer, local);
   session->start();  // owned by the registry from here; deleted through the loop
 }

@@ -141,14 +141,14 @@ UdpListener::~UdpListener() {
     if (f && f->fd) close_flow(*f);
   }
   const UdpCounters& c = counters_;
-  if (c.flows_created > 0) {
+  if (c.flows_created > 0 || c.acl_denied > 0) {
     FLOG_INFO(
         "{}: {} datagrams ({} B) in, {} ({} B) out; flows: {} created, {} expired, {} refused "
-        "(table full), {} ended by ICMP unreachable, {} drained; {} dropped without backend, {} "
-        "dropped by the kernel",
+        "(table full), {} ended by ICMP unreachable, {} drained, {} ended by the ACL; {} dropped "
+        "without backend, {} refused by the ACL, {} dropped by the kernel",
         label_, c.packets_in, c.bytes_in, c.packets_out, c.bytes_out, c.flows_created,
-        c.flows_expired, c.flows_refused_full, c.backend_refused, c.drain_closes, c.no_backend,
-        c.send_drops);
+        c.flows_expired, c.flows_refused_full, c.backend_refused, c.drain_closes, c.acl_closed,
+        c.no_backend, c.acl_denied, c.send_drops);
   }
 }
 
@@ -167,6 +167,11 @@ void UdpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   for (auto& fp : flows_) {
     if (!fp || !fp->fd) continue;
     Flow& f = *fp;
+    if (!cfg_->access.allows(f.client)) {
+      close_flow(f);
+      ++counters_.acl_closed;
+      continue;
+    }
     auto it = group.index_by_id.find(f.backend_id);
     f.backend = it == group.index_by_id.end() ? balance::kNoHost : it->second;
     if (f.backend != balance::kNoHost && group.backends[f.backend].weight > 0) {
@@ -249,14 +254,21 @@ void UdpListener::forward(size_t count) {
     if (slot != FlowTable::kNone) {
       table_.touch(slot, ctx_.loop.now_ms());
     } else {
+      // A new client: the ACL decides before a flow (and a backend) is picked. Flows that exist
+      // were allowed by the current generation (update() ends the others), so datagrams of a
+      // known flow are not looked up again.
+      auto client = net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&b.names[i]),
+                                                      b.in[i].msg_hdr.msg_namelen);
+      if (!cfg_->access.allows(client)) {
+        ++counters_.acl_denied;
+        b.flow[i] = FlowTable::kNone;
+        continue;
+      }
       net::SocketAddress local = bound_;
       if (wildcard_) {
         if (auto d = pktinfo_destination(b.in[i].msg_hdr, bound_.port())) local = *d;
       }
-      slot = open_flow(key,
-                       net::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&b.names[i]),
-                                                         b.in[i].msg_hdr.msg_namelen),
-                       local);
+      slot = open_flow(key, client, local);
     }
     b.flow[i] = slot;
   }

@@ -42,6 +42,8 @@ struct UdpCounters {
   uint64_t flows_expired = 0;       // idle for idle_timeout
   uint64_t flows_refused_full = 0;  // datagrams of new clients dropped: the flow table was full
   uint64_t no_backend = 0;          // datagrams of new clients dropped: no backend to pick
+  uint64_t acl_denied = 0;          // datagrams of new clients dropped: refused by the ACL
+  uint64_t acl_closed = 0;          // flows ended because a new generation's ACL refuses them
   uint64_t backend_refused = 0;     // flows ended by ICMP port-unreachable from their backend
   uint64_t drain_closes = 0;        // flows ended at the drain deadline of their backend
   uint64_t send_drops = 0;          // datagrams the kernel would not take (buffer full, too big)
@@ -97,9 +99,10 @@ class UdpListener final : public net::IoHandler {
   UdpListener(const UdpListener&) = delete;
   UdpListener& operator=(const UdpListener&) = delete;
 
-  // Adopts a new generation. Flows whose backend left the group or has weight 0 get a drain
-  // deadline (drain_timeout); flows whose backend is unhealthy end at once (the client's next
-  // datagram picks another backend); the others carry on.
+  // Adopts a new generation. Flows whose client its ACL refuses end at once (their later
+  // datagrams are dropped like any refused client's); flows whose backend left the group or has
+  // weight 0 get a drain deadline (drain_timeout); flows whose backend is unhealthy end at once
+  // (the client's next datagram picks another backend); the others carry on.
   void update(std::shared_ptr<const snapshot::Listener> cfg);
   const snapshot::Listener& config() const { return *cfg_; }
   const UdpCounters& counters() const { return counters_; }

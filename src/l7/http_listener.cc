@@ -53,7 +53,14 @@ void HttpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddr
     ++l->runtime_->counters.dropped;
     return;  // fd closes: a draining worker takes no new client
   }
-  auto* session = new HttpSession(l->ctx_, l->runtime_, std::move(fd), peer, local);
+  // The ACL of the generation current now decides for the whole connection. A refused client
+  // still gets an HTTP answer: 403 to its first request, then the connection closes.
+  bool refused = !l->runtime_->current->config->access.allows(peer);
+  if (refused) {
+    ++l->runtime_->counters.dropped;
+    ++l->runtime_->counters.acl_denied;
+  }
+  auto* session = new HttpSession(l->ctx_, l->runtime_, std::move(fd), peer, local, refused);
   session->start();  // owned by the session list from here; deleted through the loop
 }
 

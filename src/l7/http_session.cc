@@ -110,14 +110,15 @@ void HttpSessionList::close_all() {
 
 HttpSession::HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
                          net::UniqueFd client, const net::SocketAddress& peer,
-                         const net::SocketAddress& local)
+                         const net::SocketAddress& local, bool refused)
     : ctx_(ctx),
       listener_(std::move(listener)),
       peer_(peer),
       local_(local),
       peer_ip_(peer.ip_string()),
       client_fd_(std::move(client)),
-      timer_(ctx.loop, &HttpSession::on_timer, this) {
+      timer_(ctx.loop, &HttpSession::on_timer, this),
+      refused_(refused) {
   client_side_.session = this;
   ctx_.sessions.add(this);
   ++listener_->counters.active;
@@ -311,6 +312,11 @@ void HttpSession::on_request_head() {
     }
   }
   request_deadline_ms_ = ctx_.loop.now_ms() + cfg.request_timeout_ms;
+
+  if (refused_) {
+    answer_error(403, "access denied by the listener's access control list");
+    return;
+  }
 
   // Route by Host and path (without the query).
   std::string_view path = head.path;

@@ -1,8 +1,9 @@
 // One client connection of an HTTP listener: parses requests (http::RequestParser), routes each
 // by Host and path, picks a backend, forwards the request over a pooled or new upstream
 // connection with the forwarding headers, streams bodies both ways, and answers errors itself
-// (400-class from the parser, 502 bad upstream, 503 no backend, 504 timeout). Requests on one
-// connection are handled one at a time, in order (pipelined ones wait in the input buffer).
+// (400-class from the parser, 403 refused by the ACL, 502 bad upstream, 503 no backend, 504
+// timeout). Requests on one connection are handled one at a time, in order (pipelined ones wait
+// in the input buffer).
 // [worker] only; owned by the worker's HttpSessionList, destroyed through defer_delete.
 #pragma once
 
@@ -27,8 +28,11 @@ class HttpSession final : public net::Deferred,
                           public net::IntrusiveLink<HttpSession>,
                           private UpstreamOwner {
  public:
+  // `refused`: the listener's ACL refused the client; its first request is answered with 403
+  // and the connection closes (nothing reaches a backend).
   HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener, net::UniqueFd client,
-              const net::SocketAddress& peer, const net::SocketAddress& local);
+              const net::SocketAddress& peer, const net::SocketAddress& local,
+              bool refused = false);
   ~HttpSession() override;
 
   void start();
@@ -91,6 +95,7 @@ class HttpSession final : public net::Deferred,
   net::Timer timer_;
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
+  bool refused_ = false;  // by the ACL, at accept
   bool client_eof_ = false;
   bool client_more_ = false;      // the last read stopped at the buffer cap
   bool client_hangup_ = false;    // epoll reported a hangup on the client socket

@@ -33,6 +33,10 @@ inline constexpr Family kListenerDropped{
     "fulcrum_listener_dropped_connections_total", Type::kCounter,
     "Client connections closed without a backend serving them (no backend available or "
     "reachable, worker draining)."};
+inline constexpr Family kListenerAclDenied{
+    "fulcrum_listener_acl_denied_total", Type::kCounter,
+    "Client connections (UDP: datagrams of clients without a flow) refused by the listener's "
+    "access control list; also counted in dropped connections."};
 inline constexpr Family kListenerBytesIn{"fulcrum_listener_bytes_in_total", Type::kCounter,
                                          "Bytes received from clients."};
 inline constexpr Family kListenerBytesOut{"fulcrum_listener_bytes_out_total", Type::kCounter,
@@ -91,6 +95,7 @@ inline constexpr std::array kFamilies = {
     kHttpRequestDuration, kHttpUpstreamResponse,   kBackendConnections,
     kBackendActive,       kBackendConnectFailures, kBackendHttpResponses,
     kBackendUp,           kBackendHealth,          kHealthChecks,
+    kListenerAclDenied,
 };
 
 }  // namespace fulcrum::metrics

@@ -103,6 +103,7 @@ void render_listeners(const Report& r, Writer& w) {
       {kListenerConnections, &base::ListenerCounters::connections},
       {kListenerActive, &base::ListenerCounters::active},
       {kListenerDropped, &base::ListenerCounters::dropped},
+      {kListenerAclDenied, &base::ListenerCounters::acl_denied},
       {kListenerBytesIn, &base::ListenerCounters::bytes_in},
       {kListenerBytesOut, &base::ListenerCounters::bytes_out},
   };

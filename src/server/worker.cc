@@ -232,7 +232,7 @@ void Worker::check_drained() {
 bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
   return loop_->try_post([this, reply = std::move(reply)] {
     metrics::WorkerSample sample;
-    sample.listeners.reserve(listeners_.size() + http_listeners_.size());
+    sample.listeners.reserve(listeners_.size() + udp_listeners_.size() + http_listeners_.size());
     auto add_backends = [](const base::BackendCounterTable& table, metrics::ListenerSample& out) {
       out.backends.reserve(table.size());
       table.for_each([&](const base::BackendCounters& c) {
@@ -245,6 +245,24 @@ bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
       s.listener = l->config().id;
       s.counters = l->runtime().counters;
       add_backends(l->runtime().backends, s);
+    }
+    // UDP in the same families: a flow is a connection; datagrams of new clients that got no
+    // flow (ACL, no backend, table full) are dropped connections.
+    for (const auto& [key, l] : udp_listeners_) {
+      const l4::UdpCounters& c = l->counters();
+      metrics::ListenerSample& s = sample.listeners.emplace_back();
+      s.lb = l->config().lb_name;
+      s.listener = l->config().id;
+      s.has_packets = true;
+      s.counters.connections = c.flows_created;
+      s.counters.active = l->flows();
+      s.counters.dropped = c.acl_denied + c.no_backend + c.flows_refused_full;
+      s.counters.acl_denied = c.acl_denied;
+      s.counters.flow_table_full = c.flows_refused_full;
+      s.counters.bytes_in = c.bytes_in;
+      s.counters.bytes_out = c.bytes_out;
+      s.counters.packets_in = c.packets_in;
+      s.counters.packets_out = c.packets_out;
     }
     for (const auto& [key, l] : http_listeners_) {
       const l7::HttpListenerRuntime& rt = l->runtime();
@@ -259,22 +277,6 @@ bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
       s.request_duration = rt.http.request_duration;
       s.upstream_response = rt.http.upstream_response;
       add_backends(rt.backends, s);
-    }
-    for (const auto& [key, l] : udp_listeners_) {
-      const l4::UdpCounters& c = l->counters();
-      metrics::ListenerSample& s = sample.listeners.emplace_back();
-      s.lb = l->config().lb_name;
-      s.listener = l->config().id;
-      s.has_packets = true;
-      // For UDP a "connection" is a flow: a client address with its backend socket.
-      s.counters.connections = c.flows_created;
-      s.counters.active = l->flows();
-      s.counters.dropped = c.flows_refused_full + c.no_backend;
-      s.counters.bytes_in = c.bytes_in;
-      s.counters.bytes_out = c.bytes_out;
-      s.counters.packets_in = c.packets_in;
-      s.counters.packets_out = c.packets_out;
-      s.counters.flow_table_full = c.flows_refused_full;
     }
     reply(std::move(sample));
   });

@@ -13,6 +13,7 @@
 
 #include "balance/balancer.h"
 #include "net/address.h"
+#include "snapshot/acl.h"
 #include "snapshot/routes.h"
 
 namespace fulcrum::snapshot {
@@ -118,6 +119,10 @@ struct Listener {
   int64_t drain_timeout_ms = 300000;
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
   bool fail_open = false;
+  // Which clients may open a connection (TCP, HTTP) or a flow (UDP). Checked once per new
+  // connection, against the generation current at accept; L7 listeners get kNone for an empty
+  // white list (PRODUCT.md §2: empty white list, L4 drops all, L7 allows all).
+  AccessControl access;
   uint32_t connect_attempts = 3;  // first try + at most 2 retries on other backends
   // HTTP only:
   std::vector<HttpTarget> targets;           // [0] = the default group (same as group/table)

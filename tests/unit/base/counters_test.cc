@@ -75,8 +75,8 @@ TEST(BackendCounterTable, EntriesSurviveGenerationsWhileUsed) {
 }
 
 TEST(ListenerCounters, AddSumsEveryField) {
-  ListenerCounters a{1, 2, 3, 4, 5, 6, 7};
-  ListenerCounters b{10, 20, 30, 40, 50, 60, 70};
+  ListenerCounters a{1, 2, 3, 4, 5, 6, 7, 8};
+  ListenerCounters b{10, 20, 30, 40, 50, 60, 70, 80};
   a.add(b);
   EXPECT_EQ(a.connections, 11u);
   EXPECT_EQ(a.active, 22u);
@@ -85,6 +85,7 @@ TEST(ListenerCounters, AddSumsEveryField) {
   EXPECT_EQ(a.bytes_out, 55u);
   EXPECT_EQ(a.packets_in, 66u);
   EXPECT_EQ(a.packets_out, 77u);
+  EXPECT_EQ(a.acl_denied, 88u);
 }
 
 }  // namespace

@@ -119,7 +119,7 @@ Report sample_report() {
   ListenerSample tcp;
   tcp.lb = "shop";
   tcp.listener = "tcp:8000";
-  tcp.counters = {10, 2, 1, 1000, 2000, 0, 0};
+  tcp.counters = {10, 2, 1, 1000, 2000, 0, 0, 1};
   BackendSample b;
   b.server_group = "demo";
   b.backend = "127.0.0.1:9001";
@@ -181,6 +181,9 @@ TEST(RenderPrometheus, EveryFamilyWithLabelsAndValues) {
             std::string::npos);
   EXPECT_NE(text.find("\nfulcrum_listener_dropped_connections_total{lb=\"shop\",listener=\"tcp:"
                       "8000\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("\nfulcrum_listener_acl_denied_total{lb=\"shop\",listener=\"tcp:8000\"} "
+                      "1\n"),
             std::string::npos);
   EXPECT_NE(text.find("\nfulcrum_listener_bytes_in_total{lb=\"shop\",listener=\"tcp:8000\"} "
                       "1000\n"),
@@ -342,6 +345,7 @@ TEST(Names, StableFamilyNamesAndTypes) {
                        "fulcrum_backend_up",
                        "fulcrum_backend_health",
                        "fulcrum_health_checks_total",
+                       "fulcrum_listener_acl_denied_total",
                    }));
   EXPECT_EQ(kHttpRequestDuration.type, Type::kHistogram);
   EXPECT_EQ(kHttpUpstreamResponse.type, Type::kHistogram);
