@@ -159,7 +159,8 @@ def start_fulcrum(procs: Procs, tmp: Path, fulcrumd: Path, backends: list[int],
 """)
     log_path = d / "fulcrumd.log"
     proc = procs.start("fulcrumd", [str(fulcrumd), "--config", str(conf), "--workers",
-                                    str(workers), "--log-level", "info"], log_path)
+                                    str(workers), "--log-level", "info",
+                                    "--data-dir", str(d / "data"), "--admin", "off"], log_path)
     dns_ready(port, proc=proc, log_path=log_path, what="fulcrumd")
     return port, proc
 
