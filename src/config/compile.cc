@@ -74,16 +74,25 @@ base::Result<std::shared_ptr<const snapshot::ServerGroup>> compile_group(const S
 
 constexpr size_t kMaxPemFileBytes = 1 << 20;  // a chain of a few certificates is a few KiB
 
+// A certificate that cannot be used is invalid input (the API answers 400), unlike a valid
+// document this build cannot serve (422): the error carries an errno to say so.
+base::Error bad_certificate(std::string field_path, std::string message, int err = EINVAL) {
+  base::Error e = base::Error::config(std::move(field_path), std::move(message));
+  e.sys_errno = err;
+  return e;
+}
+
 base::Status read_file(const std::string& file, const std::string& field_path, std::string* out) {
   std::ifstream in(file, std::ios::binary);
   if (!in) {
-    return base::Error::config(field_path, "cannot read " + file + ": " + std::strerror(errno));
+    int err = errno != 0 ? errno : EIO;
+    return bad_certificate(field_path, "cannot read " + file + ": " + std::strerror(err), err);
   }
   std::ostringstream text;
   text << in.rdbuf();
   *out = text.str();
   if (out->size() > kMaxPemFileBytes) {
-    return base::Error::config(field_path, file + " is larger than 1 MiB");
+    return bad_certificate(field_path, file + " is larger than 1 MiB");
   }
   return {};
 }
@@ -112,7 +121,7 @@ base::Status load_certificates(
         parsed = it->second;
       } else {
         auto r = tls::CaCertificates::parse(cert_pem, now);
-        if (!r.ok()) return base::Error::config(field_of(r.error()), r.error().message);
+        if (!r.ok()) return bad_certificate(field_of(r.error()), r.error().message);
         parsed = std::move(*r);
       }
       loaded.cas.emplace(cert_pem, parsed);
@@ -125,7 +134,7 @@ base::Status load_certificates(
       parsed = it->second;
     } else {
       auto r = tls::ServerCertificate::parse(cert_pem, key_pem, now);
-      if (!r.ok()) return base::Error::config(field_of(r.error()), r.error().message);
+      if (!r.ok()) return bad_certificate(field_of(r.error()), r.error().message);
       parsed = std::move(*r);
     }
     loaded.certificates.emplace(std::move(cache_key), parsed);
@@ -352,8 +361,8 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
           sl->tls = it->second;
         } else {
           auto ctx = tls::ServerContext::create(std::move(options));
-          if (!ctx.ok()) {
-            return base::Error::config(path + ".certificates", ctx.error().message);
+          if (!ctx.ok()) {  // e.g. a key too small for the policy's security level
+            return bad_certificate(path + ".certificates", ctx.error().message);
           }
           sl->tls = std::move(*ctx);
         }

@@ -316,7 +316,8 @@ api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
     if (out.error.sys_errno == EADDRINUSE) {
       out.refusal = api::Refusal::kConflict;
     } else if (out.error.sys_errno != 0) {
-      out.refusal = api::Refusal::kInvalid;  // e.g. an address this host does not have
+      // e.g. an address this host does not have, a certificate that cannot be used
+      out.refusal = api::Refusal::kInvalid;
     } else {
       out.refusal = api::Refusal::kUnsupported;  // valid, but this build cannot serve it
     }
