@@ -258,14 +258,15 @@ def _wrk_ms(text: str) -> float | None:
 
 
 def run_wrk(port: int, seconds: int, headers: tuple[str, ...] = (),
-            percentiles: tuple[str, ...] = ("50", "99")) -> dict:
+            percentiles: tuple[str, ...] = ("50", "99"), scheme: str = "http") -> dict:
     """wrk -t1 -c50 --latency for `seconds` against http://127.0.0.1:port/, with `headers` (e.g.
     "Connection: close"); requests/s, socket errors, non-2xx answers, saturated latency
-    percentiles (of the 50, 75, 90 and 99 wrk prints) in ms."""
+    percentiles (of the 50, 75, 90 and 99 wrk prints) in ms. `scheme` "https" runs over TLS (wrk
+    resumes its TLS sessions when it reconnects)."""
     argv = ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency"]
     for h in headers:
         argv += ["-H", h]
-    argv.append(f"http://{LOOPBACK}:{port}/")
+    argv.append(f"{scheme}://{LOOPBACK}:{port}/")
     rc, out, err = run_client(argv, timeout=seconds + 30)
     m_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     m_req = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)

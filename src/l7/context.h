@@ -23,9 +23,13 @@ struct HttpCounters {
   uint64_t no_backend = 0;       // 503 answered
   uint64_t timeouts = 0;         // 504 answered
   uint64_t retries = 0;
+  uint64_t tls_handshakes = 0;          // completed (resumed ones included)
+  uint64_t tls_resumed = 0;             // ... of which resumed a session (ticket)
+  uint64_t tls_handshake_failures = 0;  // failed, timed out or reset before completing
 };
 
 class HttpSession;
+class TlsHandshake;
 
 // Live sessions of one worker, for draining. [worker]
 class HttpSessionList {
@@ -48,6 +52,7 @@ struct HttpContext {
   UpstreamPool pool;
   HttpCounters counters;
   HttpSessionList sessions;
+  net::IntrusiveList<TlsHandshake> handshakes;  // HTTPS connections still in their handshake
   bool draining = false;
   std::unique_ptr<AccessLog> access_log;  // null: no access log sink
   // Passive health detection, as l4::WorkerContext::on_backend_failure.

@@ -1,6 +1,7 @@
 #include "l7/http_listener.h"
 
 #include "l7/http_session.h"
+#include "l7/tls_handshake.h"
 
 namespace fulcrum::l7 {
 
@@ -60,8 +61,23 @@ void HttpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddr
     ++l->runtime_->counters.dropped;
     ++l->runtime_->counters.acl_denied;
   }
-  auto* session = new HttpSession(l->ctx_, l->runtime_, std::move(fd), peer, local, refused);
-  session->start();  // owned by the session list from here; deleted through the loop
+  if (const auto& tls = l->runtime_->current->config->tls) {
+    // [worker] The per-connection OpenSSL objects are made here, from the shared context.
+    std::unique_ptr<tls::TlsStream> stream = tls->accept(std::move(fd));
+    if (!stream) {
+      ++l->runtime_->counters.dropped;
+      return;
+    }
+    auto* handshake = new TlsHandshake(l->ctx_, l->runtime_, std::move(stream), peer, local);
+    handshake->set_refused(refused);
+    handshake->start();  // owned by the handshake list from here; deleted through the loop
+    return;
+  }
+  auto* session = new HttpSession(l->ctx_, l->runtime_,
+                                  std::make_unique<net::SocketStream>(std::move(fd)), peer, local);
+  HttpSession::ClientInfo info;
+  info.refused = refused;
+  session->start(std::move(info));  // owned by the session list from here; deleted through the loop
 }
 
 }  // namespace fulcrum::l7

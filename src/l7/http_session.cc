@@ -56,6 +56,44 @@ ReadResult read_into(int fd, std::string& out, size_t cap, bool hangup_seen) {
   }
 }
 
+// As read_into, from the client's stream (TLS decrypts here).
+ReadResult read_stream(net::Stream& stream, std::string& out, size_t cap, bool hangup_seen) {
+  char chunk[kReadChunk];
+  for (;;) {
+    if (out.size() >= cap) return kFull;
+    size_t room = std::min(kReadChunk, cap - out.size());
+    net::IoResult r = stream.read(chunk, room);
+    switch (r.status) {
+      case net::IoStatus::kOk:
+        out.append(chunk, r.bytes);
+        if (!r.more && !hangup_seen) return kDrained;
+        continue;
+      case net::IoStatus::kBlocked:
+        return kDrained;
+      case net::IoStatus::kEof:
+        return kEof;
+      case net::IoStatus::kError:
+        return kFailed;
+    }
+  }
+}
+
+// As write_from, to the client's stream.
+bool write_stream(net::Stream& stream, std::string& buf) {
+  size_t done = 0;
+  while (done < buf.size()) {
+    net::IoResult r = stream.write(buf.data() + done, buf.size() - done);
+    if (r.status == net::IoStatus::kOk) {
+      done += r.bytes;
+      continue;
+    }
+    if (r.status == net::IoStatus::kBlocked) break;
+    return false;
+  }
+  buf.erase(0, done);
+  return true;
+}
+
 // Writes as much of `buf` as the socket takes; erases what was written. False on error.
 bool write_from(int fd, std::string& buf) {
   size_t done = 0;
@@ -109,16 +147,15 @@ void HttpSessionList::close_all() {
 // ---- HttpSession ----
 
 HttpSession::HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
-                         net::UniqueFd client, const net::SocketAddress& peer,
-                         const net::SocketAddress& local, bool refused)
+                         std::unique_ptr<net::Stream> client, const net::SocketAddress& peer,
+                         const net::SocketAddress& local)
     : ctx_(ctx),
       listener_(std::move(listener)),
       peer_(peer),
       local_(local),
       peer_ip_(peer.ip_string()),
-      client_fd_(std::move(client)),
-      timer_(ctx.loop, &HttpSession::on_timer, this),
-      refused_(refused) {
+      client_(std::move(client)),
+      timer_(ctx.loop, &HttpSession::on_timer, this) {
   client_side_.session = this;
   ctx_.sessions.add(this);
   ++listener_->counters.active;
@@ -130,13 +167,25 @@ void HttpSession::Side::on_io(uint32_t events) {
   session->on_client_io(events);
 }
 
-void HttpSession::start() {
-  net::set_nodelay(client_fd_.get());
-  if (!ctx_.loop.add(client_fd_.get(), kEvents, &client_side_).ok()) {
-    close(true);
-    return;
+void HttpSession::start(ClientInfo info) {
+  refused_ = info.refused;
+  client_tls_ = info.tls;
+  client_cert_subject_ = std::move(info.cert_subject);
+  if (info.registered) {
+    if (!ctx_.loop.modify(client_->fd(), kEvents, &client_side_).ok()) {
+      close(true);
+      return;
+    }
+  } else {
+    net::set_nodelay(client_->fd());
+    if (!ctx_.loop.add(client_->fd(), kEvents, &client_side_).ok()) {
+      close(true);
+      return;
+    }
   }
-  idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
+  idle_deadline_ms_ = info.head_deadline_ms != 0
+                          ? info.head_deadline_ms
+                          : ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
   arm_timer();
   on_client_io(EPOLLIN);
 }
@@ -152,8 +201,12 @@ void HttpSession::close(bool reset) {
   if (phase_ == Phase::kClosed) return;
   phase_ = Phase::kClosed;
   timer_.cancel();
-  if (reset && client_fd_) net::set_linger_reset(client_fd_.get());
-  client_fd_.reset();
+  if (reset) {
+    client_->close_with_reset();
+  } else {
+    client_->shutdown();  // TLS: our close_notify
+    client_->close();
+  }
   release_upstream(false);
   unpark();  // a clean connection: others can use it
   --listener_->counters.active;
@@ -170,10 +223,15 @@ void HttpSession::on_client_io(uint32_t events) {
     relay_tunnel();
     return;
   }
-  if (events & EPOLLOUT) {
+  // TLS may need the other direction's readiness to make progress (a record to send before
+  // reading on, a record to read before writing on).
+  bool writable = (events & EPOLLOUT) || ((events & EPOLLIN) && client_->wants_read_to_write());
+  bool readable = (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ||
+                  ((events & EPOLLOUT) && client_->wants_write_to_read());
+  if (writable) {
     if (!flush_client()) return;
   }
-  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+  if (readable) {
     if (!read_client()) return;
     process_client_input();
   }
@@ -186,8 +244,7 @@ bool HttpSession::read_client() {
     client_in_used_ = 0;
   }
   size_t had = client_in_.size();
-  ReadResult r =
-      read_into(client_fd_.get(), client_in_, client_in_used_ + kMaxBuffered, client_hangup_);
+  ReadResult r = read_stream(*client_, client_in_, client_in_used_ + kMaxBuffered, client_hangup_);
   listener_->counters.bytes_in += client_in_.size() - had;
   if (r == kFailed) {
     close(true);
@@ -317,6 +374,10 @@ void HttpSession::on_request_head() {
     answer_error(403, "access denied by the listener's access control list");
     return;
   }
+  if (cfg.redirect_https_port != 0) {
+    answer_https_redirect(head, cfg.redirect_https_port);
+    return;
+  }
 
   // Route by Host and path (without the query).
   std::string_view path = head.path;
@@ -327,7 +388,7 @@ void HttpSession::on_request_head() {
   }
   const snapshot::HttpTarget& target = cfg.targets[target_];
   if (!target.redirect.empty()) {
-    answer_redirect(target.redirect);
+    answer_redirect(302, target.redirect);
     return;
   }
 
@@ -351,12 +412,15 @@ void HttpSession::on_request_head() {
   std::string port = std::to_string(cfg.bind.port());
   std::vector<http::Header> add = {{"X-Forwarded-For", xff}};
   if (add_request_id) add.push_back({"X-Request-Id", request_id});
-  if (cfg.x_forwarded.proto) add.push_back({"X-Forwarded-Proto", "http"});
+  if (cfg.x_forwarded.proto) add.push_back({"X-Forwarded-Proto", client_tls_ ? "https" : "http"});
   if (cfg.x_forwarded.port) add.push_back({"X-Forwarded-Port", port});
   if (cfg.x_forwarded.lb_id) add.push_back({"SLB-ID", cfg.lb_name});
   if (cfg.x_forwarded.lb_ip) add.push_back({"SLB-IP", cfg.lb_address});
-  std::vector<std::string_view> remove = {"x-forwarded-for", "x-forwarded-proto",
-                                          "x-forwarded-port", "slb-id", "slb-ip"};
+  // Mutual TLS: the verified client certificate's subject, and never a client's own claim.
+  if (!client_cert_subject_.empty()) add.push_back({"X-Client-Cert-Subject", client_cert_subject_});
+  std::vector<std::string_view> remove = {"x-forwarded-for",  "x-forwarded-proto",
+                                          "x-forwarded-port", "slb-id",
+                                          "slb-ip",           "x-client-cert-subject"};
   // Sticky sessions: the cookie names a backend by its token. Fulcrum's own SERVERID is not
   // forwarded; a backend's prefixed cookie goes back to it without the prefix.
   sticky_backend_ = UINT32_MAX;
@@ -395,14 +459,39 @@ void HttpSession::on_request_head() {
   connect_upstream();
 }
 
-void HttpSession::answer_redirect(const std::string& location) {
+void HttpSession::answer_https_redirect(const http::RequestHead& head, uint16_t port) {
+  // The host without its port ("a.example.com:8080", "[2001:db8::1]:80"); without a Host (an
+  // HTTP/1.0 request) the address the client reached.
+  std::string_view host = head.host;
+  if (host.starts_with("[")) {
+    host = host.substr(0, host.find(']') + 1);
+  } else if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  std::string location = "https://";
+  if (host.empty()) {
+    location += local_.family() == AF_INET6 ? "[" + local_.ip_string() + "]" : local_.ip_string();
+  } else {
+    location.append(host);
+  }
+  if (port != 443) location += ":" + std::to_string(port);
+  location.append(head.path.empty() || head.path.front() != '/' ? "/" : "");
+  location.append(head.path);
+  bool safe = method_ == http::Method::kGet || method_ == http::Method::kHead;
+  answer_redirect(safe ? 301 : 308, location);
+}
+
+void HttpSession::answer_redirect(uint16_t status, std::string_view location) {
   // A body we would have to read and throw away: simpler and safe to close afterwards.
   if (!request_body_done_) client_keep_alive_ = false;
-  client_out_ += "HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n";
+  client_out_ += "HTTP/1.1 " + std::to_string(status) + " " +
+                 std::string(http::reason_phrase(status)) + "\r\nLocation: ";
+  client_out_.append(location);
+  client_out_ += "\r\nContent-Length: 0\r\n";
   client_out_ += client_keep_alive_ ? "\r\n" : "Connection: close\r\n\r\n";
   ++listener_->http.responses_by_class[3];
   observe_request_done();
-  if (logging_) log_request(302);
+  if (logging_) log_request(status);
   keep_client_ = client_keep_alive_;
   request_body_done_ = true;
   response_started_ = true;
@@ -437,7 +526,7 @@ void HttpSession::answer_error(uint16_t status, std::string_view detail) {
 
 bool HttpSession::flush_client() {
   size_t pending = client_out_.size();
-  if (pending > 0 && !write_from(client_fd_.get(), client_out_)) {
+  if (pending > 0 && !write_stream(*client_, client_out_)) {
     close(true);
     return false;
   }
@@ -928,14 +1017,14 @@ void HttpSession::relay_tunnel() {
   base::ListenerCounters& counters = listener_->counters;
   auto write_client = [&] {
     size_t pending = client_out_.size();
-    bool ok = write_from(client_fd_.get(), client_out_);
+    bool ok = write_stream(*client_, client_out_);
     counters.bytes_out += pending - client_out_.size();
     return ok;
   };
   bool done = false;
   for (int round = 0; round < 64 && !done; ++round) {  // bounded: other sessions get a turn
     size_t had = upstream_out_.size();
-    ReadResult from_client = read_into(client_fd_.get(), upstream_out_, kMaxBuffered, true);
+    ReadResult from_client = read_stream(*client_, upstream_out_, kMaxBuffered, true);
     counters.bytes_in += upstream_out_.size() - had;
     ReadResult from_upstream = read_into(upstream_->fd(), client_out_, kMaxBuffered, true);
     done = ended(from_client) || ended(from_upstream) ||

@@ -1,5 +1,6 @@
-// One client connection of an HTTP listener: parses requests (http::RequestParser), routes each
-// by Host and path, picks a backend, forwards the request over a pooled or new upstream
+// One client connection of an HTTP or HTTPS listener (the client side is a net::Stream: plain TCP,
+// or TLS after its handshake, l7/tls_handshake.h): parses requests (http::RequestParser), routes
+// each by Host and path, picks a backend, forwards the request over a pooled or new upstream
 // connection with the forwarding headers, streams bodies both ways, and answers errors itself
 // (400-class from the parser, 403 refused by the ACL, 502 bad upstream, 503 no backend, 504
 // timeout). Requests on one connection are handled one at a time, in order (pipelined ones wait
@@ -21,6 +22,7 @@
 #include "net/address.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "net/stream.h"
 
 namespace fulcrum::l7 {
 
@@ -28,14 +30,22 @@ class HttpSession final : public net::Deferred,
                           public net::IntrusiveLink<HttpSession>,
                           private UpstreamOwner {
  public:
-  // `refused`: the listener's ACL refused the client; its first request is answered with 403
-  // and the connection closes (nothing reaches a backend).
-  HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener, net::UniqueFd client,
-              const net::SocketAddress& peer, const net::SocketAddress& local,
-              bool refused = false);
+  // What the client side brings besides its bytes.
+  struct ClientInfo {
+    bool tls = false;              // X-Forwarded-Proto: https
+    std::string cert_subject;      // a verified client certificate's subject (mutual TLS)
+    bool registered = false;       // the stream's fd is already in the loop (after a handshake)
+    int64_t head_deadline_ms = 0;  // when the first request head is due; 0: idle_timeout from now
+    // The listener's ACL refused the client (at accept): its first request is answered with 403
+    // and the connection closes (nothing reaches a backend).
+    bool refused = false;
+  };
+  HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
+              std::unique_ptr<net::Stream> client, const net::SocketAddress& peer,
+              const net::SocketAddress& local);
   ~HttpSession() override;
 
-  void start();
+  void start(ClientInfo info);
   // Finish the request in flight (if any) and close; close at once when idle.
   void drain();
   // Close now (RST to the client when `reset`).
@@ -72,7 +82,9 @@ class HttpSession final : public net::Deferred,
   void process_upstream_input();
   void finish_exchange();
   void answer_error(uint16_t status, std::string_view detail);
-  void answer_redirect(const std::string& location);
+  void answer_redirect(uint16_t status, std::string_view location);
+  // redirect_to_https: the same host and path on https (301 for GET/HEAD, 308 otherwise).
+  void answer_https_redirect(const http::RequestHead& head, uint16_t port);
   bool flush_client();
   bool flush_upstream();
   void release_upstream(bool reusable);
@@ -89,7 +101,9 @@ class HttpSession final : public net::Deferred,
   net::SocketAddress peer_;
   net::SocketAddress local_;
   std::string peer_ip_;
-  net::UniqueFd client_fd_;
+  std::unique_ptr<net::Stream> client_;
+  bool client_tls_ = false;
+  std::string client_cert_subject_;
   UpstreamConn* upstream_ = nullptr;  // the connection of the request in flight (the pool owns it)
   Side client_side_;
   net::Timer timer_;

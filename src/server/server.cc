@@ -77,6 +77,7 @@ Server::~Server() {
   }
   for (auto& w : workers_) w->join();
   drain_poll_.reset();
+  ticket_timer_.reset();
   monitor_.reset();
   if (signal_fd_ >= 0) ::close(signal_fd_);
 }
@@ -95,6 +96,8 @@ base::Status Server::start() {
   if (!loop.ok()) return loop.take_error();
   control_loop_ = std::move(*loop);
   monitor_ = std::make_unique<health::Monitor>(*control_loop_, [this] { republish_health(); });
+  ticket_timer_ = std::make_unique<net::Timer>(*control_loop_, &Server::on_ticket_rotation, this);
+  ticket_timer_->arm_in(tls::kTicketRotationS * 1000);
   if (auto st = open_store(); !st.ok()) return st;
   config::Config file_config;
   if (!options_.config_path.empty()) {
@@ -198,8 +201,16 @@ base::Status Server::start_api() {
   return {};
 }
 
+void Server::on_ticket_rotation(void* self) {
+  auto* server = static_cast<Server*>(self);
+  server->tls_.tickets->rotate();
+  FLOG_DEBUG("tls: session ticket keys rotated");
+  server->ticket_timer_->arm_in(tls::kTicketRotationS * 1000);
+}
+
 base::Result<Server::Prepared> Server::prepare(const config::Config& config) {
-  auto compiled = config::compile(config, generation_ + 1, &monitor_->table(), sticky_secret_);
+  auto compiled =
+      config::compile(config, generation_ + 1, &monitor_->table(), sticky_secret_, &tls_);
   if (!compiled.ok()) return compiled.take_error();
   Prepared p;
   p.snap = compiled->snapshot;
@@ -268,9 +279,14 @@ void Server::activate(Prepared p, const config::Config& config, bool announce) {
   for (const auto& l : snap->listeners) {
     if (!l->running) continue;
     if (announce) {
-      FLOG_INFO("listening {} {} {} -> group {} ({} backends, {})", l->lb_name, l->id,
-                l->bind.to_string(), l->group->name, l->group->backends.size(),
-                balance::scheduler_name(l->scheduler));
+      if (l->redirect_https_port != 0) {
+        FLOG_INFO("listening {} {} {} -> redirect to https port {}", l->lb_name, l->id,
+                  l->bind.to_string(), l->redirect_https_port);
+      } else {
+        FLOG_INFO("listening {} {} {} -> group {} ({} backends, {})", l->lb_name, l->id,
+                  l->bind.to_string(), l->group->name, l->group->backends.size(),
+                  balance::scheduler_name(l->scheduler));
+      }
     }
     for (size_t i = 0; i < l->group->backends.size(); ++i) {
       const auto& b = l->group->backends[i];
@@ -300,7 +316,8 @@ api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
     if (out.error.sys_errno == EADDRINUSE) {
       out.refusal = api::Refusal::kConflict;
     } else if (out.error.sys_errno != 0) {
-      out.refusal = api::Refusal::kInvalid;  // e.g. an address this host does not have
+      // e.g. an address this host does not have, a certificate that cannot be used
+      out.refusal = api::Refusal::kInvalid;
     } else {
       out.refusal = api::Refusal::kUnsupported;  // valid, but this build cannot serve it
     }

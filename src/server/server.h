@@ -12,6 +12,7 @@
 
 #include "api/control.h"
 #include "base/result.h"
+#include "config/compile.h"
 #include "config/model.h"
 #include "net/event_loop.h"
 #include "server/access_log_writer.h"
@@ -86,6 +87,8 @@ class Server final : public api::Control {
   // A backend's health changed: the same configuration, compiled with the new health.
   void republish_health();
   static void on_drain_poll(void* self);
+  // Rotates the session ticket keys every tls::kTicketRotationS. [control]
+  static void on_ticket_rotation(void* self);
 
   struct SignalHandler final : net::IoHandler {
     Server* server = nullptr;
@@ -109,6 +112,9 @@ class Server final : public api::Control {
   std::unique_ptr<net::Timer> drain_poll_;
   bool draining_ = false;
   uint64_t sticky_secret_ = 0;
+  // Ticket keys and what TLS compilation reuses across generations.
+  config::TlsState tls_;
+  std::unique_ptr<net::Timer> ticket_timer_;
   std::vector<std::unique_ptr<Worker>> workers_;
   uint64_t generation_ = 0;
   std::map<std::string, int> bound_;  // listener key -> fd of worker 0's socket (owned there)

@@ -10,6 +10,7 @@
 #include "l4/udp_listener.h"
 #include "l7/http_listener.h"
 #include "l7/http_session.h"
+#include "l7/tls_handshake.h"
 
 namespace fulcrum::server {
 
@@ -20,6 +21,11 @@ constexpr int64_t kDrainTickMs = 100;  // how often a draining worker looks at i
 constexpr int64_t kReportIntervalMs = 1000;
 constexpr size_t kMaxReportKeys = 4096;
 }  // namespace
+
+// HTTP and HTTPS listeners are both l7::HttpListener (HTTPS adds the TLS handshake).
+static bool is_http(const snapshot::Listener& l) {
+  return l.protocol == snapshot::Protocol::kHttp || l.protocol == snapshot::Protocol::kHttps;
+}
 
 std::string listener_key(const snapshot::Listener& l) {
   const char* transport = l.protocol == snapshot::Protocol::kUdp ? "udp" : "tcp";
@@ -74,6 +80,7 @@ Worker::~Worker() {
   http_listeners_.clear();
   udp_listeners_.clear();
   sessions_->close_all();
+  l7::close_handshakes(*http_ctx_);
   http_ctx_->sessions.close_all();
   drain_timer_.reset();
   http_ctx_.reset();  // its pool holds a timer and sockets of the loop
@@ -102,7 +109,7 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     for (const auto& l : snap->listeners) {
       if (!l->running) continue;
       std::string key = listener_key(*l);
-      if (l->protocol == snapshot::Protocol::kHttp) {
+      if (is_http(*l)) {
         if (auto it = listeners_.find(key); it != listeners_.end()) {
           fresh[key] = it->second->release_socket();
           listeners_.erase(it);
@@ -119,7 +126,7 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     for (const auto& l : snap->listeners) {
       if (!l->running) continue;
       std::string key = listener_key(*l);
-      if (l->protocol == snapshot::Protocol::kHttp) {
+      if (is_http(*l)) {
         if (auto it = http_listeners_.find(key); it != http_listeners_.end()) {
           it->second->update(l);
           next_http.emplace(key, std::move(it->second));
@@ -198,7 +205,8 @@ void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {
     http_listeners_.clear();
     udp_listeners_.clear();  // UDP has nothing to finish: its flows end now
     http_ctx_->draining = true;
-    http_ctx_->sessions.drain_all();  // idle keep-alive clients close now, busy ones after
+    l7::close_handshakes(*http_ctx_);  // not a request yet: nothing to finish
+    http_ctx_->sessions.drain_all();   // idle keep-alive clients close now, busy ones after
     drain_deadline_ms_ = deadline_ms;
     drained_ = std::move(drained);
     drain_timer_ = std::make_unique<net::Timer>(*loop_, &Worker::on_drain_tick, this);

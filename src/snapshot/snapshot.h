@@ -15,6 +15,7 @@
 #include "net/address.h"
 #include "snapshot/acl.h"
 #include "snapshot/routes.h"
+#include "tls/server_context.h"
 
 namespace fulcrum::snapshot {
 
@@ -133,6 +134,10 @@ struct Listener {
   StickySession sticky;
   bool gzip = true;  // compress text responses for clients that accept gzip
   bool access_log = false;
+  // HTTP only: every request is answered with a redirect to https://host[:port]/path (0 = off).
+  uint16_t redirect_https_port = 0;
+  // HTTPS only: the TLS contexts of this generation (certificates, policy, client CA, ALPN).
+  std::shared_ptr<const tls::ServerContext> tls;
 };
 
 struct Snapshot {

@@ -1,0 +1,99 @@
+#include "l7/tls_handshake.h"
+
+#include <sys/epoll.h>
+
+#include "base/log.h"
+#include "l7/http_session.h"
+
+namespace fulcrum::l7 {
+
+namespace {
+constexpr uint32_t kEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+}  // namespace
+
+void close_handshakes(HttpContext& ctx) {
+  while (TlsHandshake* h = ctx.handshakes.front()) h->close();
+}
+
+TlsHandshake::TlsHandshake(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
+                           std::unique_ptr<tls::TlsStream> stream, const net::SocketAddress& peer,
+                           const net::SocketAddress& local)
+    : ctx_(ctx),
+      listener_(std::move(listener)),
+      stream_(std::move(stream)),
+      peer_(peer),
+      local_(local),
+      timer_(ctx.loop, &TlsHandshake::on_timer, this) {
+  ctx_.handshakes.push_front(this);
+  ++listener_->counters.active;
+}
+
+TlsHandshake::~TlsHandshake() = default;
+
+void TlsHandshake::start() {
+  net::set_nodelay(stream_->fd());
+  if (!ctx_.loop.add(stream_->fd(), kEvents, this).ok()) {
+    close();
+    return;
+  }
+  deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
+  timer_.arm_at(deadline_ms_);
+  advance();  // the ClientHello is often there already
+}
+
+void TlsHandshake::on_io(uint32_t) {
+  if (!closed_) advance();
+}
+
+void TlsHandshake::advance() {
+  switch (stream_->handshake()) {
+    case net::IoStatus::kOk:
+      hand_over();
+      return;
+    case net::IoStatus::kBlocked:
+      return;  // the next readiness event, or the timer
+    case net::IoStatus::kEof:
+    case net::IoStatus::kError:
+      close();
+      return;
+  }
+}
+
+void TlsHandshake::on_timer(void* self) {
+  auto* h = static_cast<TlsHandshake*>(self);
+  FLOG_DEBUG("tls: handshake with {} timed out", h->peer_.to_string());
+  h->close();
+}
+
+void TlsHandshake::close() {
+  if (closed_) return;
+  closed_ = true;
+  ++ctx_.counters.tls_handshake_failures;
+  timer_.cancel();
+  stream_->close_with_reset();
+  --listener_->counters.active;
+  ctx_.handshakes.erase(this);
+  ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
+}
+
+void TlsHandshake::hand_over() {
+  closed_ = true;
+  timer_.cancel();
+  ++ctx_.counters.tls_handshakes;
+  if (stream_->resumed()) ++ctx_.counters.tls_resumed;
+  --listener_->counters.active;  // the session counts itself
+  ctx_.handshakes.erase(this);
+  HttpSession::ClientInfo info;
+  info.tls = true;
+  info.cert_subject = stream_->peer_subject();
+  info.registered = true;
+  info.head_deadline_ms = deadline_ms_;
+  info.refused = refused_;
+  // ALPN decides the protocol; "http/1.1" or none is all that is offered today. An HTTP/2
+  // session takes the stream here when stream_->protocol() == "h2".
+  auto* session = new HttpSession(ctx_, std::move(listener_), std::move(stream_), peer_, local_);
+  session->start(std::move(info));  // owned by the session list from here
+  ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
+}
+
+}  // namespace fulcrum::l7
