@@ -120,6 +120,21 @@ class HttpsTest(unittest.TestCase):
         self.assertNotIn("X-Forwarded-Proto: http\n", out)
         self.assertNotIn("X-Client-Cert-Subject", out)  # no client certificate: no subject
 
+    def test_acl_refused_clients_get_403_after_the_handshake(self):
+        e = self.echo()
+        port = h.free_port()
+        acl = "acls:\n  - {name: office, entries: [{cidr: 127.0.0.2/32}]}"
+        text = https_yaml(self.base_certs(), [
+            {"protocol": "https", "port": port, "certificates": ["ec"],
+             "acl": {"type": "white", "acl": "office"}}], e.port)
+        self.fulcrumd(text + acl + "\n")
+        rc, out, err = self.curl(port, path="/", extra=("--interface", "127.0.0.2"))
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.endswith("200 0"), out)
+        rc, out, err = self.curl(port, path="/", extra=("--interface", "127.0.0.3"))
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.endswith("403 0"), out)
+
     def test_keep_alive_pipelining_and_large_bodies_over_tls(self):
         e = self.echo()
         port = h.free_port()
