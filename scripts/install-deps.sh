@@ -13,7 +13,7 @@ packages=(
   libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests: real clients, the test driver, process and network tools
-  python3 curl netcat-openbsd iproute2 procps hey bind9-dnsutils
+  python3 python3-yaml curl netcat-openbsd iproute2 procps hey bind9-dnsutils
   # HTTPS tests: certificates and handshakes with the openssl CLI
   openssl
 )
