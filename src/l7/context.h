@@ -29,6 +29,7 @@ struct HttpCounters {
 };
 
 class HttpSession;
+class Http2Session;
 class TlsHandshake;
 
 // Live sessions of one worker, for draining. [worker]
@@ -36,7 +37,9 @@ class HttpSessionList {
  public:
   void add(HttpSession* s);
   void remove(HttpSession* s);
-  size_t size() const { return list_.size(); }
+  void add(Http2Session* s);
+  void remove(Http2Session* s);
+  size_t size() const { return list_.size() + h2_.size(); }
   // Asks every session to finish: idle ones close now, busy ones after their response.
   void drain_all();
   // Closes every session at once.
@@ -44,6 +47,7 @@ class HttpSessionList {
 
  private:
   net::IntrusiveList<HttpSession> list_;
+  net::IntrusiveList<Http2Session> h2_;
 };
 
 struct HttpContext {

@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "l7/cookies.h"
 #include "l7/gzip.h"
+#include "l7/http2_session.h"
 
 namespace fulcrum::l7 {
 
@@ -136,12 +137,22 @@ void HttpSessionList::remove(HttpSession* s) {
   list_.erase(s);
 }
 
+void HttpSessionList::add(Http2Session* s) {
+  h2_.push_front(s);
+}
+
+void HttpSessionList::remove(Http2Session* s) {
+  h2_.erase(s);
+}
+
 void HttpSessionList::drain_all() {
   list_.for_each([](HttpSession& s) { s.drain(); });  // drain() may close (and unlink) s
+  h2_.for_each([](Http2Session& s) { s.drain(); });
 }
 
 void HttpSessionList::close_all() {
   while (HttpSession* s = list_.front()) s->close(/*reset=*/true);
+  while (Http2Session* s = h2_.front()) s->close(/*reset=*/true);
 }
 
 // ---- HttpSession ----
