@@ -114,7 +114,7 @@ void Http2Session::drain() {
   if (closed_ || draining_) return;
   draining_ = true;
   codec_.shutdown();
-  pump();
+  schedule();
 }
 
 void Http2Session::close(bool reset) {
@@ -169,7 +169,7 @@ void Http2Session::on_client_io(uint32_t events) {
     close(hangup_);
     return;
   }
-  pump();
+  schedule();
 }
 
 void Http2Session::pump() {
@@ -465,20 +465,20 @@ void Http2Session::on_upstream_io(H2Stream& s, uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
     if (int err = net::socket_error(s.upstream->fd()); err != 0) {
       upstream_failed(s, err, "connect");
-      pump();
+      schedule();
       return;
     }
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
     if (::getpeername(s.upstream->fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
     on_upstream_connected(s);
-    pump();
+    schedule();
     return;
   }
   if (s.phase != H2Stream::Phase::kExchange) return;
   if (events & EPOLLOUT) {
     if (!flush_upstream(s)) {
-      pump();
+      schedule();
       return;
     }
   }
@@ -521,7 +521,7 @@ void Http2Session::on_upstream_io(H2Stream& s, uint32_t events) {
       answer(s, 502, "truncated response");
     }
   }
-  pump();
+  schedule();
 }
 
 void Http2Session::process_upstream_input(H2Stream& s) {
@@ -697,7 +697,7 @@ void Http2Session::on_timer(void* self) {
       if (!h->closed_) h->close(false);
       return;
     }
-    h->pump();
+    h->schedule();
     return;
   }
   std::vector<H2Stream*> all;
@@ -721,7 +721,7 @@ void Http2Session::on_timer(void* self) {
       }
     }
   }
-  h->pump();
+  h->schedule();
 }
 
 }  // namespace fulcrum::l7

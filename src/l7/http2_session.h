@@ -29,6 +29,7 @@ namespace fulcrum::l7 {
 
 class Http2Session final : public net::Deferred,
                            public net::IntrusiveLink<Http2Session>,
+                           private net::BatchEnd,
                            private http::H2Handler {
  public:
   Http2Session(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
@@ -57,8 +58,11 @@ class Http2Session final : public net::Deferred,
   void on_client_io(uint32_t events);
   static void on_timer(void* self);
   // Frames out to the client, paused upstreams resumed, the timer re-armed; closes the session
-  // when it is finished. Every entry point ends with it.
+  // when it is finished. Every entry point ends with schedule(): once per batch of events, so
+  // the responses of many streams leave in one write.
   void pump();
+  void schedule() { ctx_.loop.at_batch_end(this); }
+  void on_batch_end() override { pump(); }
   H2Stream* find(int32_t id);
 
   void connect_upstream(H2Stream& s);
