@@ -72,6 +72,10 @@ struct Http2Session::H2Stream final : UpstreamOwner, net::Deferred {
   bool timing = true;
   int64_t request_start_ns = 0;
   int64_t upstream_sent_ns = 0;
+  int64_t response_head_ns = 0;
+  uint64_t bytes_in = 0;   // request body bytes received
+  uint64_t bytes_out = 0;  // response body bytes sent on
+  std::string log_backend;
   int64_t request_deadline_ms = 0;
   int64_t last_activity_ms = 0;
 };
@@ -292,6 +296,7 @@ void Http2Session::on_h2_data(int32_t id, std::string_view data) {
     return;
   }
   s->unacked += data.size();
+  s->bytes_in += data.size();
   if (s->framing == http::Framing::kChunked) {
     http::write_chunk(data, &s->upstream_out);
   } else {
@@ -352,17 +357,41 @@ void Http2Session::answer(H2Stream& s, uint16_t status, std::string_view detail,
   ++listener_->http.responses_by_class[std::min<size_t>(status / 100, 5)];
   s.response_started = true;
   s.phase = H2Stream::Phase::kDone;
-  observe_done(s);
+  s.bytes_out += body.size();
+  observe_done(s, status);
   if (s.unacked > 0) {
     codec_.consumed(s.id, s.unacked);
     s.unacked = 0;
   }
 }
 
-void Http2Session::observe_done(H2Stream& s) {
+void Http2Session::observe_done(H2Stream& s, uint16_t status) {
   if (!s.timing) return;
   s.timing = false;
-  listener_->http.request_duration.observe(base::monotonic_ns() - s.request_start_ns);
+  int64_t now = base::monotonic_ns();
+  listener_->http.request_duration.observe(now - s.request_start_ns);
+  if (!ctx_.access_log || !s.state->config->access_log) return;
+  const snapshot::Listener& cfg = *s.state->config;
+  AccessLog& log = *ctx_.access_log;
+  log.begin();
+  log.field("lb", cfg.lb_name);
+  log.field("listener", cfg.id);
+  log.field("client", peer_.to_string());
+  log.field("backend", s.log_backend.empty() ? std::string_view("-") : s.log_backend);
+  log.field("method", s.request.method);
+  log.field("host", s.request.authority);
+  log.field("path", s.request.path);
+  log.field("status", status);
+  log.field("bytes_in", s.bytes_in);
+  log.field("bytes_out", s.bytes_out);
+  log.field("duration_us", static_cast<uint64_t>((now - s.request_start_ns) / 1000));
+  uint64_t upstream_us =
+      s.response_head_ns ? static_cast<uint64_t>((s.response_head_ns - s.request_start_ns) / 1000)
+                         : 0;
+  log.field("upstream_us", upstream_us);
+  log.field("request_id", s.edits.request_id.empty() ? std::string_view("-")
+                                                     : std::string_view(s.edits.request_id));
+  log.end();
 }
 
 // ---- upstream side ----
@@ -568,11 +597,15 @@ void Http2Session::process_upstream_input(H2Stream& s) {
         ++s.state->targets[s.target].backend_counters[s.backend]->responses_by_class[code_class];
       }
       s.response_started = true;
+      s.response_head_ns = now_ns;
+      if (s.backend != UINT32_MAX)
+        s.log_backend = cfg.targets[s.target].group->backends[s.backend].name;
       s.last_activity_ms = ctx_.loop.now_ms();
       codec_.respond(s.id, head.status, fields, head.no_body);
       continue;
     }
     if (step == http::Step::kBody) {
+      s.bytes_out += s.parser.body().size();
       codec_.send_data(s.id, s.parser.body(), false);
       continue;
     }
@@ -584,8 +617,8 @@ void Http2Session::process_upstream_input(H2Stream& s) {
 }
 
 void Http2Session::response_done(H2Stream& s) {
-  observe_done(s);
   const http::ResponseHead& head = s.parser.head();
+  observe_done(s, head.status);
   bool reusable = head.keep_alive && !head.body_until_close && s.request_done &&
                   s.upstream_in_used == s.upstream_in.size() && s.upstream_out.empty();
   release_upstream(s, reusable);

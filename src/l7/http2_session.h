@@ -76,7 +76,8 @@ class Http2Session final : public net::Deferred,
               std::string_view location = {});
   void release_upstream(H2Stream& s, bool reusable);
   void forget(H2Stream& s);
-  void observe_done(H2Stream& s);
+  // The stream's response is complete (or given up): its duration, and its access log line.
+  void observe_done(H2Stream& s, uint16_t status);
   void arm_timer();
 
   HttpContext& ctx_;

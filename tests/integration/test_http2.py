@@ -257,6 +257,55 @@ class Http2Test(unittest.TestCase):
                                 capture_output=True, timeout=30).stdout
         self.assertEqual(zlib.crc32(got), zlib.crc32(direct))
 
+    def test_timeouts_access_log_and_a_post_with_content_length(self):
+        import os
+        import tempfile
+        logdir = tempfile.TemporaryDirectory(prefix="fulcrum-access-")
+        self.cleanup.append(logdir.cleanup)
+        path = os.path.join(logdir.name, "access.log")
+        e = h.Echo("a", http=True, http_port=0)
+        self.cleanup.append(e.stop)
+        port = h.free_port()
+        listener = {"protocol": "https", "port": port, "certificates": ["ec"],
+                    "request_timeout": 1, "idle_timeout": 2, "access_log": True}
+        f = h.Fulcrumd(https_yaml([("ec", *self.ec, "server")], [listener], e.port), workers=1,
+                       extra_args=["--access-log", path])
+        self.cleanup.append(f.stop)
+        c = self.raw(port)
+        # request_timeout: no response head in time is a 504 on that stream only.
+        c.send(c.headers(1, request(b"/stall")))
+        c.send(c.headers(3, request(b"/echo", b"POST") + [(b"content-length", b"5"),
+                                                           (b"x-request-id", b"r-2")],
+                            end_stream=False),
+               DataFrame(3, b"hello", flags=["END_STREAM"]))
+        self.assertEqual(c.outcome(3), ("status", 200))
+        t0 = time.time()
+        self.assertEqual(c.outcome(1), ("status", 504))
+        self.assertLess(time.time() - t0, 3)
+        # idle_timeout: an HTTP/2 connection without streams ends with GOAWAY NO_ERROR.
+        t0 = time.time()
+        while True:
+            fr = c.read_frame()
+            if fr is None or isinstance(fr, GoAwayFrame):
+                break
+        self.assertIsNotNone(fr)
+        self.assertEqual(fr.error_code, 0)
+        self.assertGreater(time.time() - t0, 1)
+
+        def lines():
+            try:
+                return [json.loads(l) for l in open(path).read().splitlines()]
+            except (OSError, ValueError):
+                return []
+
+        h.wait_until(lambda: len(lines()) >= 2, timeout=5, what="two access log lines")
+        by_status = {l["status"]: l for l in lines()}
+        post = by_status[200]
+        self.assertEqual((post["method"], post["path"], post["host"], post["request_id"],
+                          post["bytes_in"]), ("POST", "/echo", "a.example.com", "r-2", 5))
+        self.assertEqual(post["backend"], f"127.0.0.1:{e.port}")
+        self.assertEqual(by_status[504]["path"], "/stall")
+
     # ---- RFC 9113 §8 validation with hand-made frames ----
 
     def assert_stream_error(self, c, stream_id, fields, data=None):
