@@ -111,6 +111,7 @@ void Http2Session::start(HttpSession::ClientInfo info) {
     return;
   }
   idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
+  last_client_io_ms_ = ctx_.loop.now_ms();
   on_client_io(EPOLLIN | EPOLLOUT);
 }
 
@@ -155,6 +156,7 @@ void Http2Session::on_client_io(uint32_t events) {
     net::IoResult r = client_->read(chunk, sizeof chunk);
     if (r.status == net::IoStatus::kOk) {
       listener_->counters.bytes_in += r.bytes;
+      last_client_io_ms_ = ctx_.loop.now_ms();
       if (!codec_.feed(std::string_view(chunk, r.bytes))) {
         // A connection error: nghttp2 queued its GOAWAY; send it, then close.
         pump();
@@ -201,6 +203,7 @@ void Http2Session::pump() {
         break;
       }
       listener_->counters.bytes_out += done;
+      if (done > 0) last_client_io_ms_ = ctx_.loop.now_ms();
       client_out_.erase(0, done);
       if (failed) {
         pumping_ = false;
@@ -711,6 +714,9 @@ void Http2Session::arm_timer() {
     deadline = idle_deadline_ms_;
   } else {
     idle_deadline_ms_ = now + cfg.idle_timeout_ms;  // idle from the last stream on
+    // Streams answered but waiting for a client that reads nothing: idle_timeout without a
+    // byte either way ends the connection.
+    if (deadline == INT64_MAX) deadline = last_client_io_ms_ + cfg.idle_timeout_ms;
   }
   if (deadline != INT64_MAX) {
     timer_.arm_at(deadline);
@@ -731,6 +737,12 @@ void Http2Session::on_timer(void* self) {
       return;
     }
     h->schedule();
+    return;
+  }
+  bool waiting = true;  // every stream answered, only the client's reading is awaited
+  for (auto& [id, s] : h->streams_) waiting = waiting && s->phase == H2Stream::Phase::kDone;
+  if (waiting && now >= h->last_client_io_ms_ + h->listener_->current->config->idle_timeout_ms) {
+    h->close(true);
     return;
   }
   std::vector<H2Stream*> all;

@@ -99,6 +99,7 @@ class Http2Session final : public net::Deferred,
   bool hangup_ = false;
   bool pumping_ = false;
   int64_t idle_deadline_ms_ = 0;
+  int64_t last_client_io_ms_ = 0;  // the last byte read from or written to the client
 };
 
 }  // namespace fulcrum::l7

@@ -306,6 +306,29 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(post["backend"], f"127.0.0.1:{e.port}")
         self.assertEqual(by_status[504]["path"], "/stall")
 
+    def test_a_client_that_never_opens_its_window_is_closed_after_idle_timeout(self):
+        e, f, port = self.start(idle_timeout=2)
+        c = self.raw(port)
+        window = (4).to_bytes(2, "big") + (0).to_bytes(4, "big")  # INITIAL_WINDOW_SIZE = 0
+        c.sock.sendall(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00" + window)
+        # All of it is read from the backend (under the 256 KiB held per stream): the stream waits
+        # only for the client's window.
+        c.send(c.headers(1, request(b"/bytes/100000")))
+        self.assertEqual(c.outcome(1), ("status", 200))
+        t0 = time.time()
+        ended = None
+        while time.time() - t0 < 10:
+            try:
+                fr = c.read_frame()
+            except (ConnectionResetError, ssl.SSLError):
+                fr = None
+            if fr is None:
+                ended = time.time() - t0
+                break
+            self.assertNotIsInstance(fr, DataFrame)  # the window is closed
+        self.assertIsNotNone(ended)
+        self.assertGreater(ended, 1)
+
     # ---- RFC 9113 §8 validation with hand-made frames ----
 
     def assert_stream_error(self, c, stream_id, fields, data=None):
