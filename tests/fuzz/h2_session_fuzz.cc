@@ -71,9 +71,7 @@ class Handler final : public H2Handler {
     check(it != open.end() && !it->second.ended);
     it->second.ended = true;
   }
-  void on_h2_stream_closed(int32_t id, uint32_t) override {
-    check(open.erase(id) == 1);
-  }
+  void on_h2_stream_closed(int32_t id, uint32_t) override { check(open.erase(id) == 1); }
 };
 
 }  // namespace
