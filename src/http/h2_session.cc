@@ -185,6 +185,15 @@ struct H2ServerSession::Impl {
     return 0;
   }
 
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+    if ((frame->hd.type == NGHTTP2_RST_STREAM &&
+         frame->rst_stream.error_code == NGHTTP2_PROTOCOL_ERROR) ||
+        (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR)) {
+      self(user)->handler->on_h2_malformed();
+    }
+    return 0;
+  }
+
   static ssize_t read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
                            uint32_t* flags, nghttp2_data_source*, void* user) {
     Impl* s = self(user);
@@ -226,6 +235,7 @@ H2ServerSession::H2ServerSession(H2Handler* handler, const H2Limits& limits)
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &Impl::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &Impl::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &Impl::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &Impl::on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);

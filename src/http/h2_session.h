@@ -76,6 +76,9 @@ class H2Handler {
   virtual void on_h2_request_end(int32_t stream) = 0;
   // The stream is gone (answered in full, or reset by either side): forget it.
   virtual void on_h2_stream_closed(int32_t stream, uint32_t error_code) = 0;
+  // A malformed request was refused (RST_STREAM PROTOCOL_ERROR sent; the stream may never have
+  // been reported), or the connection ended on a protocol error (GOAWAY with an error code).
+  virtual void on_h2_malformed() {}
 
  protected:
   ~H2Handler() = default;

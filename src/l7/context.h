@@ -18,7 +18,9 @@ namespace fulcrum::l7 {
 // class, latency histograms) live in each listener's HttpListenerRuntime (l7/http_listener.h).
 struct HttpCounters {
   uint64_t requests = 0;
-  uint64_t bad_requests = 0;     // refused by the parser (400/413/414/431/501/505)
+  // Refused by the parser (400/413/414/431/501/505); HTTP/2: malformed streams reset with
+  // PROTOCOL_ERROR, and connections ended on a protocol error.
+  uint64_t bad_requests = 0;
   uint64_t upstream_errors = 0;  // 502 answered
   uint64_t no_backend = 0;       // 503 answered
   uint64_t timeouts = 0;         // 504 answered

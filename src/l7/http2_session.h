@@ -54,6 +54,7 @@ class Http2Session final : public net::Deferred,
   void on_h2_data(int32_t id, std::string_view data) override;
   void on_h2_request_end(int32_t id) override;
   void on_h2_stream_closed(int32_t id, uint32_t error_code) override;
+  void on_h2_malformed() override { ++ctx_.counters.bad_requests; }
 
   void on_client_io(uint32_t events);
   static void on_timer(void* self);

@@ -96,6 +96,8 @@ class Recorder final : public H2Handler {
   void on_h2_stream_closed(int32_t stream, uint32_t error_code) override {
     closed.emplace_back(stream, error_code);
   }
+  void on_h2_malformed() override { ++malformed; }
+  int malformed = 0;
 
   std::vector<std::pair<int32_t, H2Request>> requests;
   std::map<int32_t, std::string> body;
@@ -241,6 +243,7 @@ TEST_F(H2SessionTest, MalformedRequestsAreStreamErrors) {
     stream += 2;
   }
   EXPECT_TRUE(rec.requests.empty());
+  EXPECT_EQ(rec.malformed, static_cast<int>(bad.size()));
   EXPECT_EQ(reset_code(stream, get()), -1);  // the connection goes on
   EXPECT_EQ(rec.requests.size(), 1u);
 }
