@@ -207,6 +207,43 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(out.endswith(b"502 2"), out)
 
+    def test_sticky_sessions_and_acl_over_http2(self):
+        a = h.Echo("a", http=True)
+        self.cleanup.append(a.stop)
+        b = h.Echo("b", http=True)
+        self.cleanup.append(b.stop)
+        port = h.free_port()
+        text = https_yaml([("ec", *self.ec, "server")], [
+            {"protocol": "https", "port": port, "certificates": ["ec"],
+             "sticky_session": {"type": "insert", "cookie_timeout": 600}}], a.port)
+        text = text.replace(f"          - {{address: 127.0.0.1, port: {a.port}}}",
+                            f"          - {{address: 127.0.0.1, port: {a.port}}}\n"
+                            f"          - {{address: 127.0.0.1, port: {b.port}}}")
+        f = h.Fulcrumd(text)
+        self.cleanup.append(f.stop)
+        rc, out, err = self.curl(port, "/", extra=("-D", "-"))
+        self.assertEqual(rc, 0, err)
+        text_out = out.decode()
+        m = re.search(r"(?im)^set-cookie: SERVERID=([0-9a-f]+); Max-Age=600; Path=/; HttpOnly", text_out)
+        self.assertIsNotNone(m, text_out)
+        first = text_out.strip().splitlines()[-3]  # the backend's name ("a\n"), then "\n200 2"
+        self.assertIn(first, ("a", "b"))
+        for _ in range(6):
+            rc, out, err = self.curl(port, "/", extra=("-H", f"Cookie: SERVERID={m.group(1)}"))
+            self.assertEqual(out.decode().strip().splitlines(), [first, "", "200 2"])
+        # The listener's ACL refuses the client: its streams get 403, nothing reaches a backend.
+        acl = "acls:\n  - {name: office, entries: [{cidr: 127.0.0.2/32}]}\n"
+        port = h.free_port()
+        text = https_yaml([("ec", *self.ec, "server")], [
+            {"protocol": "https", "port": port, "certificates": ["ec"],
+             "acl": {"type": "white", "acl": "office"}}], a.port)
+        f = h.Fulcrumd(text + acl)
+        self.cleanup.append(f.stop)
+        rc, out, err = self.curl(port, "/", extra=("--interface", "127.0.0.3"))
+        self.assertTrue(out.endswith(b"403 2"), out)
+        rc, out, err = self.curl(port, "/", extra=("--interface", "127.0.0.2"))
+        self.assertTrue(out.endswith(b"200 2"), out)
+
     def test_h2load_many_concurrent_streams_on_one_connection(self):
         e, f, port = self.start()
         before = self.backend_requests(e)
