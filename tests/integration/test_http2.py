@@ -200,6 +200,31 @@ class Http2Test(unittest.TestCase):
         rc, out, err = self.curl(port, "/status/404")
         self.assertTrue(out.endswith(b"404 2"), out)
 
+    def test_a_body_without_content_length_goes_chunked_and_a_head_has_no_body(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        c.send(c.headers(1, request(b"/echo", b"POST"), end_stream=False),
+               DataFrame(1, b"hello "), DataFrame(1, b"world", flags=["END_STREAM"]))
+        self.assertEqual(c.outcome(1), ("status", 200))
+        body = b""
+        while True:
+            fr = c.read_frame()
+            if isinstance(fr, DataFrame) and fr.stream_id == 1:
+                body += fr.data
+                if "END_STREAM" in fr.flags:
+                    break
+        text = body.decode()
+        self.assertIn("POST /echo HTTP/1.1\n", text)
+        self.assertRegex(text, r"(?i)\ntransfer-encoding: chunked\n")
+        self.assertTrue(text.endswith("\n\nhello world"), text)
+        c.send(c.headers(3, request(b"/bytes/1000", b"HEAD")))
+        fr = c.read_frame()
+        while not (isinstance(fr, HeadersFrame) and fr.stream_id == 3):
+            fr = c.read_frame()
+        self.assertEqual(dict(fr.decoded)[":status"], "200")
+        self.assertEqual(dict(fr.decoded)["content-length"], "1000")
+        self.assertIn("END_STREAM", fr.flags)
+
     def test_unreachable_backend_is_a_502_on_the_stream(self):
         e, f, port = self.start()
         e.kill()
