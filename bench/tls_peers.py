@@ -9,6 +9,10 @@ Scenarios (loopback; TLS 1.3 with the servers' default groups, X25519 first):
                                                             (connections/s, proxy CPU µs/conn)
   resumed    wrk -t1 -c50 -H 'Connection: close' over https: a new connection per request, and
              wrk resumes its TLS session with a ticket       (req/s, proxy CPU µs/req)
+  h2         h2load -t1 -c10 -m10 over https with ALPN h2: 10 connections, 10 concurrent streams
+             each; the proxies go to NGINX over HTTP/1.1       (req/s, proxy CPU µs/req)
+
+Both proxies offer ALPN h2,http/1.1 (Fulcrum's default with `http2` on; HAProxy's bind says so).
 
 Targets run interleaved (the starting one rotates each round); each is summarised by its median
 and range; the ratio is fulcrum ÷ haproxy of the medians. The proxy's CPU time (utime + stime of
@@ -41,7 +45,9 @@ from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
 
 set_program("tls_peers")
 TARGETS = ("fulcrum", "haproxy")
-SCENARIOS = ("keepalive", "handshake", "resumed")
+SCENARIOS = ("keepalive", "handshake", "resumed", "h2")
+H2_CONNECTIONS = 10
+H2_STREAMS = 10
 S_TIME_CLIENTS = 4
 TITLES = {
     "keepalive": "HTTPS keep-alive (wrk -t1 -c50, TLS 1.3, ECDSA P-256, 17-byte body)",
@@ -49,9 +55,11 @@ TITLES = {
                  f"x{S_TIME_CLIENTS}, TLS 1.3, ECDSA P-256, one GET each)",
     "resumed": "New connection per request with TLS session resumption (wrk -t1 -c50 "
                "-H 'Connection: close')",
+    "h2": f"HTTP/2 (h2load -t1 -c{H2_CONNECTIONS} -m{H2_STREAMS}, TLS 1.3, ECDSA P-256, "
+          "17-byte body; HTTP/1.1 to the backend)",
 }
 UNITS = {"keepalive": ("req/s", "CPU µs/req"), "handshake": ("conn/s", "CPU µs/conn"),
-         "resumed": ("req/s", "CPU µs/req")}
+         "resumed": ("req/s", "CPU µs/req"), "h2": ("req/s", "CPU µs/req")}
 
 
 def make_certificate(d: Path) -> tuple[Path, Path]:
@@ -112,7 +120,7 @@ defaults
     http-reuse always
 
 frontend fe
-    bind {LOOPBACK}:{port} ssl crt {bundle} alpn http/1.1
+    bind {LOOPBACK}:{port} ssl crt {bundle} alpn h2,http/1.1
     default_backend be
 
 backend be
@@ -149,11 +157,28 @@ def run_s_time(port: int, seconds: int) -> dict:
     return {"value": rate, "units_done": total, "errors": errors}
 
 
+def run_h2load(port: int, seconds: int) -> dict:
+    """h2load for `seconds` over TLS (ALPN h2): H2_CONNECTIONS connections, H2_STREAMS
+    concurrent streams each, one client thread."""
+    argv = ["h2load", "-t", "1", "-c", str(H2_CONNECTIONS), "-m", str(H2_STREAMS), "-D",
+            str(seconds), f"https://{LOOPBACK}:{port}/"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
+    r = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+                  r"(\d+) errored", out)
+    if not m or not r or "Application protocol: h2" not in out:
+        return {"value": None, "errors": 1, "output": out[-2000:]}
+    return {"value": float(m.group(2)), "units_done": int(r.group(2)),
+            "errors": int(r.group(3)) + int(r.group(4))}
+
+
 def measure(scenario: str, port: int, pid: int, seconds: int) -> dict:
     cpu0 = cpu_times(pid)
     t0 = time.monotonic()
     if scenario == "handshake":
         result = run_s_time(port, seconds)
+    elif scenario == "h2":
+        result = run_h2load(port, seconds)
     else:
         headers = ("Connection: close",) if scenario == "resumed" else ()
         result = run_wrk(port, seconds, headers=headers, scheme="https")
@@ -174,6 +199,11 @@ def probe(port: int) -> None:
                          capture_output=True, text=True, timeout=10).stdout
     if out != NGINX_BODY:
         raise RuntimeError(f"probe through port {port} answered {out[:200]!r}")
+    out = subprocess.run(["curl", "-sk", "--http2", "-w", "%{http_version}",
+                          f"https://{LOOPBACK}:{port}/"],
+                         capture_output=True, text=True, timeout=10).stdout
+    if out != NGINX_BODY + "2":
+        raise RuntimeError(f"HTTP/2 probe through port {port} answered {out[:200]!r}")
 
 
 def run_scenario(scenario: str, args, tmp: Path, procs: Procs) -> dict:
@@ -259,7 +289,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    need = ["wrk", "nginx", "openssl", "curl"] + (["haproxy"] if "haproxy" in args.targets
+    need = ["wrk", "nginx", "openssl", "curl"] + (["h2load"] if "h2" in args.scenarios else []) + (["haproxy"] if "haproxy" in args.targets
                                                   else [])
     if missing_tools("tls_peers", need, args):
         return 2
@@ -270,7 +300,8 @@ def main(argv: list[str]) -> int:
     meta = base_meta("tls_peers", args, argv, stamp, CLK_TCK)
     meta["versions"] = {"haproxy": tool_version(["haproxy", "-v"]),
                         "openssl": tool_version(["openssl", "version"]),
-                        "wrk": tool_version(["wrk", "-v"])}
+                        "wrk": tool_version(["wrk", "-v"]),
+                        "h2load": tool_version(["h2load", "--version"])}
     results, failures, interrupted = run_scenarios(args, "tls", run_scenario, meta)
     print(f"## Fulcrum TLS peers — {stamp}, git {meta['git']}, one thread per proxy, "
           f"{meta['cpus']} CPUs\n")

@@ -10,16 +10,17 @@ packages=(
   g++ cmake ninja-build pkg-config make
   # libraries (ARCHITECTURE.md: chosen dependencies)
   libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
-  libssl-dev
+  libssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests: real clients, the test driver, process and network tools
   python3 python3-yaml curl netcat-openbsd iproute2 procps hey bind9-dnsutils
-  # HTTPS tests: certificates and handshakes with the openssl CLI
-  openssl
+  # HTTPS tests: certificates and handshakes with the openssl CLI; HTTP/2 tests: hand-made frames
+  # (python3-h2/-hyperframe for Debian's /usr/bin/python3), curl --http2 and h2load
+  openssl python3-h2 python3-hyperframe nghttp2-client
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(haproxy nginx iperf3 wrk dnsperf libnginx-mod-stream nsd nghttp2-client
+    --bench) packages+=(haproxy nginx iperf3 wrk dnsperf libnginx-mod-stream nsd
                         testssl.sh) ;;
     --fuzz) packages+=(clang-14 libclang-rt-14-dev) ;;
     *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;

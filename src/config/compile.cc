@@ -385,9 +385,9 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
         }
         options.policy = tls::parse_policy(l.tls_policy).value_or(tls::Policy::kTls12);
         if (!l.ca_certificate.empty()) options.client_ca = ca_certs.at(l.ca_certificate);
-        // HTTP/2 (`http2`) is not served yet: only HTTP/1.1 is offered. With an HTTP/2 session,
-        // `if (l.http2) options.alpn.insert(options.alpn.begin(), "h2");` is the whole change.
+        // HTTP/2 first when the listener serves it (l7::Http2Session), then HTTP/1.1.
         options.alpn = {"http/1.1"};
+        if (l.http2) options.alpn.insert(options.alpn.begin(), "h2");
         options.tickets = loaded.tickets;
         options.session_context = lb.name + " " + l.id();
         // The cache key: every setting, certificates by identity (equal text, same object).

@@ -18,7 +18,9 @@ namespace fulcrum::l7 {
 // class, latency histograms) live in each listener's HttpListenerRuntime (l7/http_listener.h).
 struct HttpCounters {
   uint64_t requests = 0;
-  uint64_t bad_requests = 0;     // refused by the parser (400/413/414/431/501/505)
+  // Refused by the parser (400/413/414/431/501/505); HTTP/2: malformed streams reset with
+  // PROTOCOL_ERROR, and connections ended on a protocol error.
+  uint64_t bad_requests = 0;
   uint64_t upstream_errors = 0;  // 502 answered
   uint64_t no_backend = 0;       // 503 answered
   uint64_t timeouts = 0;         // 504 answered
@@ -29,6 +31,7 @@ struct HttpCounters {
 };
 
 class HttpSession;
+class Http2Session;
 class TlsHandshake;
 
 // Live sessions of one worker, for draining. [worker]
@@ -36,7 +39,9 @@ class HttpSessionList {
  public:
   void add(HttpSession* s);
   void remove(HttpSession* s);
-  size_t size() const { return list_.size(); }
+  void add(Http2Session* s);
+  void remove(Http2Session* s);
+  size_t size() const { return list_.size() + h2_.size(); }
   // Asks every session to finish: idle ones close now, busy ones after their response.
   void drain_all();
   // Closes every session at once.
@@ -44,6 +49,7 @@ class HttpSessionList {
 
  private:
   net::IntrusiveList<HttpSession> list_;
+  net::IntrusiveList<Http2Session> h2_;
 };
 
 struct HttpContext {

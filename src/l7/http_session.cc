@@ -8,10 +8,10 @@
 #include <cstring>
 
 #include "base/clock.h"
-#include "base/hash.h"
 #include "base/log.h"
-#include "l7/cookies.h"
+#include "l7/forwarding.h"
 #include "l7/gzip.h"
+#include "l7/http2_session.h"
 
 namespace fulcrum::l7 {
 
@@ -111,19 +111,6 @@ bool write_from(int fd, std::string& buf) {
   return true;
 }
 
-std::string new_request_id(uint64_t seed) {
-  static thread_local uint64_t counter = 0;
-  uint64_t a = base::mix64(seed ^ (++counter * 0x9e3779b97f4a7c15ULL));
-  uint64_t b = base::mix64(a + counter);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
-  for (int i = 0; i < 16; ++i) {
-    id[static_cast<size_t>(i)] = kHex[(a >> (4 * i)) & 0xf];
-    id[static_cast<size_t>(16 + i)] = kHex[(b >> (4 * i)) & 0xf];
-  }
-  return id;
-}
-
 }  // namespace
 
 // ---- HttpSessionList ----
@@ -136,12 +123,22 @@ void HttpSessionList::remove(HttpSession* s) {
   list_.erase(s);
 }
 
+void HttpSessionList::add(Http2Session* s) {
+  h2_.push_front(s);
+}
+
+void HttpSessionList::remove(Http2Session* s) {
+  h2_.erase(s);
+}
+
 void HttpSessionList::drain_all() {
   list_.for_each([](HttpSession& s) { s.drain(); });  // drain() may close (and unlink) s
+  h2_.for_each([](Http2Session& s) { s.drain(); });
 }
 
 void HttpSessionList::close_all() {
   while (HttpSession* s = list_.front()) s->close(/*reset=*/true);
+  while (Http2Session* s = h2_.front()) s->close(/*reset=*/true);
 }
 
 // ---- HttpSession ----
@@ -379,79 +376,20 @@ void HttpSession::on_request_head() {
     return;
   }
 
-  // Route by Host and path (without the query).
-  std::string_view path = head.path;
-  if (size_t q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-  target_ = 0;
-  if (const snapshot::Rule* rule = cfg.routes ? cfg.routes->match(head.host, path) : nullptr) {
-    target_ = rule->target;
-  }
+  // Route by Host and path; the forwarding headers and the sticky cookie (l7/forwarding.h).
+  target_ = route_request(cfg, head.host, head.path);
   const snapshot::HttpTarget& target = cfg.targets[target_];
   if (!target.redirect.empty()) {
     answer_redirect(302, target.redirect);
     return;
   }
-
-  // Forwarding headers: exactly one X-Forwarded-For, ending in the real peer; X-Request-Id when
-  // absent; the optional X-Forwarded-Proto/-Port, SLB-ID, SLB-IP (client copies removed).
-  std::string xff;
-  std::string request_id;
-  for (const http::Header& h : head.headers) {
-    if (iequals(h.name, "x-forwarded-for")) {
-      if (!xff.empty()) xff += ", ";
-      xff.append(h.value);
-    } else if (iequals(h.name, "x-request-id") && request_id.empty()) {
-      request_id.assign(h.value);
-    }
-  }
-  if (!xff.empty()) xff += ", ";
-  xff += peer_ip_;
-  bool add_request_id = request_id.empty();
-  if (add_request_id) request_id = new_request_id(reinterpret_cast<uintptr_t>(this));
-  if (logging_) log_request_id_ = request_id;
-  std::string port = std::to_string(cfg.bind.port());
-  std::vector<http::Header> add = {{"X-Forwarded-For", xff}};
-  if (add_request_id) add.push_back({"X-Request-Id", request_id});
-  if (cfg.x_forwarded.proto) add.push_back({"X-Forwarded-Proto", client_tls_ ? "https" : "http"});
-  if (cfg.x_forwarded.port) add.push_back({"X-Forwarded-Port", port});
-  if (cfg.x_forwarded.lb_id) add.push_back({"SLB-ID", cfg.lb_name});
-  if (cfg.x_forwarded.lb_ip) add.push_back({"SLB-IP", cfg.lb_address});
-  // Mutual TLS: the verified client certificate's subject, and never a client's own claim.
-  if (!client_cert_subject_.empty()) add.push_back({"X-Client-Cert-Subject", client_cert_subject_});
-  std::vector<std::string_view> remove = {"x-forwarded-for",  "x-forwarded-proto",
-                                          "x-forwarded-port", "slb-id",
-                                          "slb-ip",           "x-client-cert-subject"};
-  // Sticky sessions: the cookie names a backend by its token. Fulcrum's own SERVERID is not
-  // forwarded; a backend's prefixed cookie goes back to it without the prefix.
-  sticky_backend_ = UINT32_MAX;
-  std::string cookies;
-  if (cfg.sticky.type != snapshot::StickySession::Type::kNone) {
-    bool insert = cfg.sticky.type == snapshot::StickySession::Type::kInsert;
-    std::string_view name = insert ? std::string_view("SERVERID") : cfg.sticky.cookie;
-    if (auto value = find_cookie(head.headers, name)) {
-      std::string_view token = *value;
-      std::optional<std::string_view> original;
-      if (!insert) {
-        auto parts = split_prefixed(*value);
-        if (parts) {
-          token = parts->first;
-          original = parts->second;
-        } else {
-          original = *value;  // not ours: passed on as it is
-          token = {};
-        }
-      }
-      const auto& tokens = target.sticky_tokens;
-      for (uint32_t i = 0; i < tokens.size(); ++i) {
-        if (tokens[i] == token) sticky_backend_ = i;
-      }
-      cookies = rebuild_cookies(head.headers, name, original);
-      remove.push_back("cookie");
-      if (!cookies.empty()) add.push_back({"Cookie", cookies});
-    }
-  }
+  ForwardEdits edits;
+  ClientFacts facts{peer_ip_, client_tls_, client_cert_subject_, reinterpret_cast<uintptr_t>(this)};
+  forward_edits(cfg, target_, head.headers, facts, &edits);
+  if (logging_) log_request_id_ = edits.request_id;
+  sticky_backend_ = edits.sticky_backend;
   request_head_.clear();
-  http::write_request_head(head, http::HeaderEdits{remove, add}, &request_head_);
+  http::write_request_head(head, http::HeaderEdits{edits.remove, edits.add}, &request_head_);
   upstream_out_ = request_head_;
 
   tried_.reset(target.group->backends.size());
@@ -551,17 +489,7 @@ void HttpSession::connect_upstream() {
   const snapshot::HttpTarget& target = cfg.targets[target_];
   HttpListenerState::Target& ts = state_->targets[target_];
   while (attempts_ < cfg.connect_attempts) {
-    uint32_t index = balance::kNoHost;
-    if (sticky_backend_ != UINT32_MAX && !tried_.test(sticky_backend_) &&
-        target.table->weight(sticky_backend_) > 0) {
-      index = sticky_backend_;  // still there, healthy and not drained: the session stays
-    } else {
-      balance::PickRequest req;
-      req.key = base::hash_string(peer_.ip_bytes());
-      req.active = ts.active;
-      req.skip = &tried_;
-      index = ts.cursor.pick(*target.table, req);
-    }
+    uint32_t index = pick_backend(target, ts, sticky_backend_, &tried_, peer_);
     if (index == balance::kNoHost) break;
     ++attempts_;
     tried_.set(index);
@@ -786,22 +714,11 @@ void HttpSession::process_upstream_input() {
       std::vector<std::string> rewritten;
       std::vector<std::string_view> remove;
       const snapshot::Listener& cfg = *state_->config;
-      if (!head.informational() && cfg.sticky.type != snapshot::StickySession::Type::kNone &&
-          backend_ != UINT32_MAX) {
-        const std::string& token = cfg.targets[target_].sticky_tokens[backend_];
-        if (cfg.sticky.type == snapshot::StickySession::Type::kInsert) {
-          if (sticky_backend_ != backend_) {
-            rewritten.push_back("SERVERID=" + token + "; Max-Age=" +
-                                std::to_string(cfg.sticky.cookie_timeout_s) + "; Path=/; HttpOnly");
-          }
-        } else {
-          for (const http::Header& hd : head.headers) {
-            if (!iequals(hd.name, "set-cookie")) continue;
-            auto prefixed = prefix_set_cookie(hd.value, cfg.sticky.cookie, token);
-            rewritten.push_back(prefixed ? *prefixed : std::string(hd.value));
-          }
-          if (!rewritten.empty()) remove.push_back("set-cookie");
-        }
+      if (!head.informational()) {
+        bool replace = false;
+        sticky_response_cookies(cfg, target_, backend_, sticky_backend_, head.headers, &rewritten,
+                                &replace);
+        if (replace) remove.push_back("set-cookie");
         for (const std::string& v : rewritten) add.push_back({"Set-Cookie", v});
       }
       // gzip: the length is unknown once compressed (chunked, or until close for HTTP/1.0);

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 
 #include "base/log.h"
+#include "l7/http2_session.h"
 #include "l7/http_session.h"
 
 namespace fulcrum::l7 {
@@ -89,8 +90,13 @@ void TlsHandshake::hand_over() {
   info.registered = true;
   info.head_deadline_ms = deadline_ms_;
   info.refused = refused_;
-  // ALPN decides the protocol; "http/1.1" or none is all that is offered today. An HTTP/2
-  // session takes the stream here when stream_->protocol() == "h2".
+  // ALPN decides the protocol: "h2" (offered when the listener's http2 is on), else HTTP/1.1.
+  if (stream_->protocol() == "h2") {
+    auto* h2 = new Http2Session(ctx_, std::move(listener_), std::move(stream_), peer_, local_);
+    h2->start(std::move(info));  // owned by the session list from here
+    ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));
+    return;
+  }
   auto* session = new HttpSession(ctx_, std::move(listener_), std::move(stream_), peer_, local_);
   session->start(std::move(info));  // owned by the session list from here
   ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));

@@ -45,7 +45,8 @@ class UpstreamConn final : public net::IoHandler, public net::Deferred {
 class UpstreamPool {
  public:
   struct Limits {
-    size_t max_idle_per_backend = 64;
+    // Above the concurrent streams of an HTTP/2 connection (100), each of which needs one.
+    size_t max_idle_per_backend = 256;
     int64_t max_idle_ms = 10000;  // below common backend keep-alive timeouts (nginx: 75 s)
   };
   UpstreamPool(net::EventLoop& loop, Limits limits);

@@ -126,6 +126,23 @@ void EventLoop::defer_delete(std::unique_ptr<Deferred> object) {
   graveyard_.push_back(std::move(object));
 }
 
+void EventLoop::at_batch_end(BatchEnd* handler) {
+  if (handler->batch_end_queued_) return;
+  handler->batch_end_queued_ = true;
+  batch_end_.push_back(handler);
+}
+
+void EventLoop::run_batch_end() {
+  while (!batch_end_.empty()) {
+    batch_end_running_.swap(batch_end_);
+    for (BatchEnd* h : batch_end_running_) {
+      h->batch_end_queued_ = false;
+      h->on_batch_end();
+    }
+    batch_end_running_.clear();
+  }
+}
+
 uint32_t EventLoop::acquire_slot(Timer* owner) {
   uint32_t slot;
   if (!free_slots_.empty()) {
@@ -235,8 +252,10 @@ void EventLoop::run() {
     }
     // Posted work and timers run between batches, never inside one: they may destroy handlers
     // (a removed listener) that later events of the same batch would otherwise still reach.
+    run_batch_end();
     if (posted) run_posted();
     run_timers();
+    run_batch_end();
     bury_dead();
   }
   {

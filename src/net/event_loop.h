@@ -59,6 +59,19 @@ class Timer {
   bool armed_ = false;
 };
 
+// Work an object wants done once after the events of the current batch (coalescing what many
+// events of one batch would each do: one write of an HTTP/2 connection's frames for all its
+// streams that moved). [loop thread]
+class BatchEnd {
+ public:
+  virtual ~BatchEnd() = default;
+  virtual void on_batch_end() = 0;
+
+ private:
+  friend class EventLoop;
+  bool batch_end_queued_ = false;
+};
+
 class EventLoop {
  public:
   static base::Result<std::unique_ptr<EventLoop>> create();
@@ -86,6 +99,10 @@ class EventLoop {
 
   // Destroys `object` after the current batch of events. [loop thread]
   void defer_delete(std::unique_ptr<Deferred> object);
+  // Calls handler->on_batch_end() once after the current batch of events (before timers, posted
+  // work and deferred deletions; queued again from there, it runs in the same round). The handler
+  // must stay alive until then (defer_delete keeps it so). [loop thread]
+  void at_batch_end(BatchEnd* handler);
 
   // Wall of the loop: monotonic milliseconds, refreshed after every epoll_wait. [loop thread]
   int64_t now_ms() const { return now_ms_; }
@@ -117,6 +134,7 @@ class EventLoop {
   int next_timeout_ms() const;
   void run_timers();
   void run_posted();
+  void run_batch_end();
   void bury_dead();
 
   int epoll_fd_;
@@ -127,6 +145,8 @@ class EventLoop {
   std::vector<uint32_t> free_slots_;
   std::vector<HeapEntry> heap_;  // min-heap by deadline; stale entries skipped by generation
   uint32_t armed_timers_ = 0;
+  std::vector<BatchEnd*> batch_end_;
+  std::vector<BatchEnd*> batch_end_running_;
   std::vector<std::unique_ptr<Deferred>> graveyard_;
   std::vector<std::unique_ptr<Deferred>> dying_;
   std::mutex posted_mutex_;

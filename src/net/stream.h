@@ -47,7 +47,7 @@ class Stream {
   virtual bool wants_write_to_read() const { return false; }
   // TLS: writing cannot go on until the socket is readable.
   virtual bool wants_read_to_write() const { return false; }
-  // The negotiated application protocol (ALPN: "http/1.1", later "h2"); empty for plain TCP or
+  // The negotiated application protocol (ALPN: "h2" or "http/1.1"); empty for plain TCP or
   // when the client sent none.
   virtual std::string_view protocol() const { return {}; }
   // A clean end of our side before the socket closes (TLS: one non-blocking close_notify).

@@ -40,8 +40,8 @@ struct ServerOptions {
   std::vector<std::shared_ptr<const ServerCertificate>> certificates;  // [0] is the default
   Policy policy = Policy::kTls12;
   std::shared_ptr<const CaCertificates> client_ca;  // null: no client certificate asked
-  // ALPN protocols in the server's order of preference, e.g. {"http/1.1"}; {"h2", "http/1.1"}
-  // once HTTP/2 serves. Empty: ALPN is not answered.
+  // ALPN protocols in the server's order of preference: {"h2", "http/1.1"}, or {"http/1.1"}
+  // without HTTP/2. Empty: ALPN is not answered.
   std::vector<std::string> alpn;
   std::shared_ptr<TicketKeys> tickets;  // null: no session tickets (no resumption)
   // Sessions resume only where this is the same (e.g. "lb tcp:443").

@@ -222,8 +222,10 @@ class HttpsTest(unittest.TestCase):
         out = s_client(port, "-tls1_2", "-alpn", "h2,http/1.1")
         self.assertIn("Secure Renegotiation IS supported", out)
         self.assertIn("Compression: NONE", out)
-        self.assertIn("ALPN protocol: http/1.1", out)  # h2 comes with HTTP/2
-        out = s_client(port, "-alpn", "h2")  # nothing in common: the handshake goes on
+        self.assertIn("ALPN protocol: h2", out)  # http2 is on by default
+        out = s_client(port, "-alpn", "http/1.1")
+        self.assertIn("ALPN protocol: http/1.1", out)
+        out = s_client(port, "-alpn", "spdy/3")  # nothing in common: the handshake goes on
         self.assertTrue(handshake_ok(out))
         self.assertIn("No ALPN negotiated", out)
         for old in ("-tls1", "-tls1_1"):
