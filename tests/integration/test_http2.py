@@ -61,6 +61,20 @@ class RawH2:
             f.flags.add("END_STREAM")
         return f
 
+    def split_headers(self, stream_id, fields, piece=16384, end_stream=True):
+        """HEADERS + CONTINUATION frames of at most `piece` bytes carrying `fields`."""
+        block = self.encoder.encode(fields)
+        frames = []
+        for at in range(0, len(block), piece):
+            f = HeadersFrame(stream_id) if at == 0 else ContinuationFrame(stream_id)
+            f.data = block[at:at + piece]
+            if at == 0 and end_stream:
+                f.flags.add("END_STREAM")
+            if at + piece >= len(block):
+                f.flags.add("END_HEADERS")
+            frames.append(f)
+        return frames
+
     def read_frame(self):
         while len(self.buf) < 9:
             chunk = self.sock.recv(65536)
@@ -435,6 +449,34 @@ class Http2Test(unittest.TestCase):
         # Host equal to :authority, and a valid request: answered on the same connection.
         c.send(c.headers(stream_id, request() + [(b"host", b"A.example.com")]))
         self.assertEqual(c.outcome(stream_id), ("status", 200))
+
+    def test_header_block_limits_across_continuation_frames(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        # Over 64 KiB of fields (distinct names: HPACK cannot index them away), in several frames.
+        big = request() + [(f"x-{i}".encode(), b"v" * 1000) for i in range(70)]
+        frames = c.split_headers(1, big)
+        self.assertGreater(len(frames), 1)  # Huffman shrinks the block; decoded it is 72 KiB
+        c.send(*frames)
+        self.assertEqual(c.outcome(1), ("reset", PROTOCOL_ERROR))
+        # Just under the cap, over CONTINUATION frames too: served.
+        fine = request() + [(f"y-{i}".encode(), b"v" * 1000) for i in range(50)]
+        c.send(*c.split_headers(3, fine))
+        self.assertEqual(c.outcome(3), ("status", 200))
+        # A flood of tiny CONTINUATION frames (more than 8) ends the connection.
+        c.send(*c.split_headers(5, request() + [(b"x-z", b"z" * 200)], piece=16))
+        self.assertIn(c.outcome(5), (("goaway", PROTOCOL_ERROR), ("goaway", ENHANCE_YOUR_CALM),
+                                     ("closed", None)))
+
+    def test_more_than_100_concurrent_streams_are_refused(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        # Read the server's SETTINGS (and ACK it) so that its 100-stream limit is in force.
+        while not isinstance(c.read_frame(), SettingsFrame):
+            pass
+        c.send(*[c.headers(1 + 2 * i, request(b"/delay/1000")) for i in range(101)])
+        outcome = c.outcome(201)
+        self.assertIn(outcome, (("goaway", PROTOCOL_ERROR), ("reset", 0x7)), outcome)
 
     def test_rapid_reset_ends_the_connection_with_enhance_your_calm(self):
         e, f, port = self.start()
