@@ -23,7 +23,7 @@ import h2.events
 import h2.settings
 import hpack
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
-                              RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+                              PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL_ERROR = 0x1
@@ -497,6 +497,33 @@ class Http2Test(unittest.TestCase):
                 code = fr.error_code
                 break
         self.assertEqual(code, ENHANCE_YOUR_CALM)
+
+    def test_a_ping_flood_from_a_client_that_reads_nothing_ends_the_connection(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ping = PingFrame(0, opaque_data=b"12345678").serialize()
+        sent = 0
+        c.sock.settimeout(0.5)
+        try:
+            for _ in range(400):  # up to 400 x 1000 PINGs; the ACKs pile up unread
+                c.sock.sendall(ping * 1000)
+                sent += 1000
+        except (BrokenPipeError, ConnectionResetError, socket.timeout, ssl.SSLError, OSError):
+            pass
+        c.sock.settimeout(10)
+        # Fulcrum gave up on this client: the connection ends (after a GOAWAY, if it got out).
+        deadline = time.time() + 10
+        ended = False
+        while time.time() < deadline:
+            try:
+                fr = c.read_frame()
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                fr = None
+            if fr is None or isinstance(fr, GoAwayFrame):
+                ended = True
+                break
+        self.assertTrue(ended, f"still open after {sent} PINGs")
 
     def test_drain_sends_goaway_and_finishes_the_stream_in_flight(self):
         e, f, port = self.start()
