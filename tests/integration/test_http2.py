@@ -23,7 +23,7 @@ import h2.events
 import h2.settings
 import hpack
 from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame,
-                              RstStreamFrame, SettingsFrame, WindowUpdateFrame)
+                              PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 PROTOCOL_ERROR = 0x1
@@ -60,6 +60,20 @@ class RawH2:
         if end_stream:
             f.flags.add("END_STREAM")
         return f
+
+    def split_headers(self, stream_id, fields, piece=16384, end_stream=True):
+        """HEADERS + CONTINUATION frames of at most `piece` bytes carrying `fields`."""
+        block = self.encoder.encode(fields)
+        frames = []
+        for at in range(0, len(block), piece):
+            f = HeadersFrame(stream_id) if at == 0 else ContinuationFrame(stream_id)
+            f.data = block[at:at + piece]
+            if at == 0 and end_stream:
+                f.flags.add("END_STREAM")
+            if at + piece >= len(block):
+                f.flags.add("END_HEADERS")
+            frames.append(f)
+        return frames
 
     def read_frame(self):
         while len(self.buf) < 9:
@@ -436,6 +450,34 @@ class Http2Test(unittest.TestCase):
         c.send(c.headers(stream_id, request() + [(b"host", b"A.example.com")]))
         self.assertEqual(c.outcome(stream_id), ("status", 200))
 
+    def test_header_block_limits_across_continuation_frames(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        # Over 64 KiB of fields (distinct names: HPACK cannot index them away), in several frames.
+        big = request() + [(f"x-{i}".encode(), b"v" * 1000) for i in range(70)]
+        frames = c.split_headers(1, big)
+        self.assertGreater(len(frames), 1)  # Huffman shrinks the block; decoded it is 72 KiB
+        c.send(*frames)
+        self.assertEqual(c.outcome(1), ("reset", PROTOCOL_ERROR))
+        # Just under the cap, over CONTINUATION frames too: served.
+        fine = request() + [(f"y-{i}".encode(), b"v" * 1000) for i in range(50)]
+        c.send(*c.split_headers(3, fine))
+        self.assertEqual(c.outcome(3), ("status", 200))
+        # A flood of tiny CONTINUATION frames (more than 8) ends the connection.
+        c.send(*c.split_headers(5, request() + [(b"x-z", b"z" * 200)], piece=16))
+        self.assertIn(c.outcome(5), (("goaway", PROTOCOL_ERROR), ("goaway", ENHANCE_YOUR_CALM),
+                                     ("closed", None)))
+
+    def test_more_than_100_concurrent_streams_are_refused(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        # Read the server's SETTINGS (and ACK it) so that its 100-stream limit is in force.
+        while not isinstance(c.read_frame(), SettingsFrame):
+            pass
+        c.send(*[c.headers(1 + 2 * i, request(b"/delay/1000")) for i in range(101)])
+        outcome = c.outcome(201)
+        self.assertIn(outcome, (("goaway", PROTOCOL_ERROR), ("reset", 0x7)), outcome)
+
     def test_rapid_reset_ends_the_connection_with_enhance_your_calm(self):
         e, f, port = self.start()
         c = self.raw(port)
@@ -455,6 +497,33 @@ class Http2Test(unittest.TestCase):
                 code = fr.error_code
                 break
         self.assertEqual(code, ENHANCE_YOUR_CALM)
+
+    def test_a_ping_flood_from_a_client_that_reads_nothing_ends_the_connection(self):
+        e, f, port = self.start()
+        c = self.raw(port)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        ping = PingFrame(0, opaque_data=b"12345678").serialize()
+        sent = 0
+        c.sock.settimeout(0.5)
+        try:
+            for _ in range(400):  # up to 400 x 1000 PINGs; the ACKs pile up unread
+                c.sock.sendall(ping * 1000)
+                sent += 1000
+        except (BrokenPipeError, ConnectionResetError, socket.timeout, ssl.SSLError, OSError):
+            pass
+        c.sock.settimeout(10)
+        # Fulcrum gave up on this client: the connection ends (after a GOAWAY, if it got out).
+        deadline = time.time() + 10
+        ended = False
+        while time.time() < deadline:
+            try:
+                fr = c.read_frame()
+            except (ConnectionResetError, ssl.SSLError, OSError):
+                fr = None
+            if fr is None or isinstance(fr, GoAwayFrame):
+                ended = True
+                break
+        self.assertTrue(ended, f"still open after {sent} PINGs")
 
     def test_drain_sends_goaway_and_finishes_the_stream_in_flight(self):
         e, f, port = self.start()
