@@ -360,8 +360,11 @@ class UdpListenerTest(unittest.TestCase):
                 finally:
                     f.stop()
                 self.assertEqual(set(counts), {"a", "b", "c"}, counts)
-                if scheduler != "tch":  # rotation and least-flows: exactly even with one worker
-                    self.assertEqual(counts, {"a": 30, "b": 30, "c": 30})
+                if scheduler != "tch":
+                    # Rotation and least-flows: even with one worker, within one flow either way
+                    # (a busy machine can make a datagram of an earlier flow arrive late).
+                    for name in "abc":
+                        self.assertLessEqual(abs(counts[name] - 30), 1, counts)
 
     def test_sch_keeps_one_source_ip_on_one_backend(self):
         backends = [self.echo(n) for n in "abc"]
