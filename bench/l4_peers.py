@@ -32,6 +32,7 @@ from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
     base_meta,
     missing_tools,
     run_scenarios,
+    settle_round_args,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, REPO, Procs, cpu_times, free_port, git_rev,
     haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, ratio, rss_kb, run_client,
     run_wrk as _run_wrk, set_program, start_nginx, thread_count, tool_version, wait_listening)
@@ -398,28 +399,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, default=None,
                     help="result file (default bench/results/l4-<timestamp>.json)")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.rounds = args.rounds or 1
-        args.duration = args.duration or 2
-        args.warmup = 0 if args.warmup is None else args.warmup
-    else:
-        args.rounds = args.rounds or 5
-        if args.rounds < 3:
-            ap.error("--rounds must be at least 3 (use --quick for a smoke test)")
-    if not 1 <= args.rounds <= 100:
-        ap.error("--rounds must be between 1 and 100")
-    args.duration = args.duration or 5
-    if not 1 <= args.duration <= 600:
-        ap.error("--duration must be between 1 and 600")
-    args.warmup = 1 if args.warmup is None else args.warmup
-    args.scenarios = [s for s in args.scenarios.split(",") if s]
-    args.targets = [t for t in args.targets.split(",") if t]
-    for s in args.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s}")
-    for t in args.targets:
-        if t not in TARGETS:
-            ap.error(f"unknown target {t}")
+    settle_round_args(ap, args, SCENARIOS, TARGETS)
     return args
 
 

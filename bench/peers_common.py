@@ -368,3 +368,34 @@ def base_meta(benchmark: str, args, argv: list[str], stamp: str, clk_tck: int) -
         "loadavg_start": loadavg(), "fd_limit": args.fd_limit,
         "haproxy_maxconn": args.haproxy_maxconn,
     }
+
+
+def settle_round_args(ap, args, scenarios, targets) -> None:
+    """The shared checks and defaults of the peer benchmarks' --quick/--rounds/--duration/--warmup
+    and --scenarios/--targets options (the lists become Python lists). Errors go through ap.error."""
+    if args.quick:
+        args.rounds = args.rounds or 1
+        args.duration = args.duration or 2
+        args.warmup = 0 if args.warmup is None else args.warmup
+    else:
+        args.rounds = args.rounds or 5
+        if args.rounds < 3:
+            ap.error("--rounds must be at least 3 (use --quick for a smoke test)")
+    if not 1 <= args.rounds <= 100:
+        ap.error("--rounds must be between 1 and 100")
+    args.duration = args.duration or 5
+    if not 1 <= args.duration <= 600:
+        ap.error("--duration must be between 1 and 600")
+    args.warmup = 1 if args.warmup is None else args.warmup
+    if not 0 <= args.warmup <= 60:
+        ap.error("--warmup must be between 0 and 60")
+    args.scenarios = [s for s in args.scenarios.split(",") if s]
+    args.targets = [t for t in args.targets.split(",") if t]
+    for s in args.scenarios:
+        if s not in scenarios:
+            ap.error(f"unknown scenario {s}")
+    for t in args.targets:
+        if t not in targets:
+            ap.error(f"unknown target {t}")
+    if not args.scenarios or not args.targets or len(set(args.targets)) != len(args.targets):
+        ap.error("--scenarios and --targets need at least one name each, without repeats")
