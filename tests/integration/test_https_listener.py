@@ -17,7 +17,7 @@ import zlib
 
 import certs as certs_mod
 import harness as h
-from test_http_listener import read_response
+from test_http_listener import _Prefixed, read_response
 
 
 def https_yaml(certificates, listeners, backend_port, extra_lb=""):
@@ -394,19 +394,6 @@ class HttpsTest(unittest.TestCase):
                 data = b""
             self.assertEqual(data, b"")  # closed
             self.assertLess(time.monotonic() - start, 4)
-
-
-class _Prefixed:
-    """A socket whose first reads return `prefix` (bytes already read past a response)."""
-
-    def __init__(self, s, prefix):
-        self.s, self.prefix = s, prefix
-
-    def recv(self, n):
-        if self.prefix:
-            out, self.prefix = self.prefix[:n], self.prefix[n:]
-            return out
-        return self.s.recv(n)
 
 
 if __name__ == "__main__":
