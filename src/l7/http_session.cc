@@ -166,6 +166,7 @@ void HttpSession::Side::on_io(uint32_t events) {
 
 void HttpSession::start(ClientInfo info) {
   refused_ = info.refused;
+  corked_ = info.corked;
   client_tls_ = info.tls;
   client_cert_subject_ = std::move(info.cert_subject);
   if (info.registered) {
@@ -470,8 +471,12 @@ bool HttpSession::flush_client() {
   }
   listener_->counters.bytes_out += pending - client_out_.size();
   if (client_out_.empty() && phase_ == Phase::kClosing) {
-    close(false);
+    close(false);  // closing sends what the cork holds, with close_notify and FIN
     return false;
+  }
+  if (corked_ && pending > 0) {
+    corked_ = false;
+    net::set_cork(client_->fd(), false);  // the ticket and this response leave together
   }
   // Room again for the upstream's bytes: read what it has been holding back.
   if (upstream_paused_ && phase_ == Phase::kExchange && client_out_.size() < kMaxBuffered) {

@@ -39,6 +39,8 @@ class HttpSession final : public net::Deferred,
     // The listener's ACL refused the client (at accept): its first request is answered with 403
     // and the connection closes (nothing reaches a backend).
     bool refused = false;
+    // The socket is corked (TlsHandshake): the first flush of a response uncorks it.
+    bool corked = false;
   };
   HttpSession(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime> listener,
               std::unique_ptr<net::Stream> client, const net::SocketAddress& peer,
@@ -110,6 +112,7 @@ class HttpSession final : public net::Deferred,
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
   bool refused_ = false;  // by the ACL, at accept
+  bool corked_ = false;   // TCP_CORK still on since the TLS handshake
   bool client_eof_ = false;
   bool client_more_ = false;      // the last read stopped at the buffer cap
   bool client_hangup_ = false;    // epoll reported a hangup on the client socket

@@ -33,6 +33,10 @@ TlsHandshake::~TlsHandshake() = default;
 
 void TlsHandshake::start() {
   net::set_nodelay(stream_->fd());
+  // Corked until the first response: the handshake's last writes (the TLS 1.3 session ticket)
+  // then leave in the response's segment instead of one of their own. Each flight the client must
+  // answer is flushed when the handshake waits for it (advance()).
+  net::set_cork(stream_->fd(), true);
   if (!ctx_.loop.add(stream_->fd(), kEvents, this).ok()) {
     close();
     return;
@@ -52,6 +56,9 @@ void TlsHandshake::advance() {
       hand_over();
       return;
     case net::IoStatus::kBlocked:
+      // Send the flight written so far (the client answers it), and cork again.
+      net::set_cork(stream_->fd(), false);
+      net::set_cork(stream_->fd(), true);
       return;  // the next readiness event, or the timer
     case net::IoStatus::kEof:
     case net::IoStatus::kError:
@@ -71,6 +78,7 @@ void TlsHandshake::close() {
   closed_ = true;
   ++ctx_.counters.tls_handshake_failures;
   timer_.cancel();
+  net::set_cork(stream_->fd(), false);  // an alert OpenSSL wrote leaves before the reset
   stream_->close_with_reset();
   --listener_->counters.active;
   ctx_.handshakes.erase(this);
@@ -90,8 +98,11 @@ void TlsHandshake::hand_over() {
   info.registered = true;
   info.head_deadline_ms = deadline_ms_;
   info.refused = refused_;
+  info.corked = true;
   // ALPN decides the protocol: "h2" (offered when the listener's http2 is on), else HTTP/1.1.
   if (stream_->protocol() == "h2") {
+    net::set_cork(stream_->fd(), false);  // HTTP/2 writes its SETTINGS at once
+    info.corked = false;
     auto* h2 = new Http2Session(ctx_, std::move(listener_), std::move(stream_), peer_, local_);
     h2->start(std::move(info));  // owned by the session list from here
     ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(this));

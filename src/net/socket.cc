@@ -132,6 +132,11 @@ void set_nodelay(int fd) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+void set_cork(int fd, bool on) {
+  int value = on ? 1 : 0;
+  setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value);
+}
+
 void set_linger_reset(int fd) {
   linger lg{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

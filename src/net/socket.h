@@ -66,5 +66,8 @@ int socket_error(int fd);
 void set_nodelay(int fd);
 // Makes close() send RST instead of FIN. [worker]
 void set_linger_reset(int fd);
+// TCP_CORK on or off: while on, the kernel holds partial segments (at most 200 ms); turning it off
+// sends what is held. Used to put a TLS session ticket and the first response in one segment.
+void set_cork(int fd, bool on);
 
 }  // namespace fulcrum::net
