@@ -465,6 +465,11 @@ void HttpSession::answer_error(uint16_t status, std::string_view detail) {
 
 bool HttpSession::flush_client() {
   size_t pending = client_out_.size();
+  if (pending > 0 && phase_ == Phase::kClosing && !closing_corked_) {
+    // The connection's last bytes: the FIN close() sends right after joins their segment.
+    net::set_cork(client_->fd(), true);
+    closing_corked_ = true;
+  }
   if (pending > 0 && !write_stream(*client_, client_out_)) {
     close(true);
     return false;

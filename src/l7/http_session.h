@@ -111,8 +111,9 @@ class HttpSession final : public net::Deferred,
   net::Timer timer_;
   Phase phase_ = Phase::kIdle;
   bool draining_ = false;
-  bool refused_ = false;  // by the ACL, at accept
-  bool corked_ = false;   // TCP_CORK still on since the TLS handshake
+  bool refused_ = false;         // by the ACL, at accept
+  bool corked_ = false;          // TCP_CORK still on since the TLS handshake
+  bool closing_corked_ = false;  // corked for the last response (kClosing)
   bool client_eof_ = false;
   bool client_more_ = false;      // the last read stopped at the buffer cap
   bool client_hangup_ = false;    // epoll reported a hangup on the client socket
