@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
     base_meta,
+    finish_report,
     missing_tools,
     run_scenarios,
     settle_round_args,
@@ -437,14 +438,8 @@ def main(argv: list[str]) -> int:
         note = "" if res["scenario"] == "short" else f" HAProxy splice: {args.haproxy_splice}."
         print(markdown(res["scenario"], res["summary"], res["seconds"], args.rounds,
                        args.workers, note))
-    for f in failures:
-        print(f"**{f['scenario']} failed:** {f['error']}\n")
-    meta["loadavg_end"] = loadavg()
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"meta": meta, "scenarios": results, "failures": failures},
-                                    indent=2) + "\n")
-    print(f"JSON: {json_path}")
-    return 130 if interrupted else (1 if failures else 0)
+    return finish_report(meta, results, failures, interrupted, json_path,
+                         print_load=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Python 3 standard library only. See bench/README.md.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -399,3 +400,20 @@ def settle_round_args(ap, args, scenarios, targets) -> None:
             ap.error(f"unknown target {t}")
     if not args.scenarios or not args.targets or len(set(args.targets)) != len(args.targets):
         ap.error("--scenarios and --targets need at least one name each, without repeats")
+
+
+def finish_report(meta: dict, results: list, failures: list, interrupted: bool, json_path,
+                  print_load: bool) -> int:
+    """The end of every peer benchmark: failed scenarios, the load average at the end (printed when
+    `print_load`), the JSON result file; returns the exit status (130 interrupted, 1 a scenario
+    failed, else 0)."""
+    for f in failures:
+        print(f"**{f['scenario']} failed:** {f['error']}\n")
+    meta["loadavg_end"] = loadavg()
+    if print_load:
+        print(f"Load average: {meta['loadavg_start']} at start, {meta['loadavg_end']} at end.")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({"meta": meta, "scenarios": results, "failures": failures},
+                                    indent=2) + "\n")
+    print(f"JSON: {json_path}")
+    return 130 if interrupted else (1 if failures else 0)

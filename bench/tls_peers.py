@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
     base_meta,
+    finish_report,
     missing_tools,
     run_scenarios,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, NGINX_BODY, REPO, Procs, cpu_times, free_port,
@@ -308,15 +309,8 @@ def main(argv: list[str]) -> int:
     print(f"Command: `{meta['command']}`\n")
     for res in results:
         print(markdown(res))
-    for f in failures:
-        print(f"**{f['scenario']} failed:** {f['error']}\n")
-    meta["loadavg_end"] = loadavg()
-    print(f"Load average: {meta['loadavg_start']} at start, {meta['loadavg_end']} at end.")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({"meta": meta, "scenarios": results, "failures": failures},
-                                    indent=2) + "\n")
-    print(f"JSON: {json_path}")
-    return 130 if interrupted else (1 if failures else 0)
+    return finish_report(meta, results, failures, interrupted, json_path,
+                         print_load=True)
 
 
 if __name__ == "__main__":
