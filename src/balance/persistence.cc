@@ -111,31 +111,11 @@ void PersistenceTable::remove_slot(size_t slot) {
 }
 
 void PersistenceTable::unlink(uint32_t e) {
-  Entry& entry = entries_[e];
-  if (entry.older != kNone) {
-    entries_[entry.older].newer = entry.newer;
-  } else {
-    oldest_ = entry.newer;
-  }
-  if (entry.newer != kNone) {
-    entries_[entry.newer].older = entry.older;
-  } else {
-    newest_ = entry.older;
-  }
-  entry.older = kNone;
-  entry.newer = kNone;
+  base::age_unlink(entries_, oldest_, newest_, e);
 }
 
 void PersistenceTable::link_newest(uint32_t e) {
-  Entry& entry = entries_[e];
-  entry.older = newest_;
-  entry.newer = kNone;
-  if (newest_ != kNone) {
-    entries_[newest_].newer = e;
-  } else {
-    oldest_ = e;
-  }
-  newest_ = e;
+  base::age_link_newest(entries_, oldest_, newest_, e);
 }
 
 }  // namespace fulcrum::balance

@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "base/age_list.h"
+
 namespace fulcrum::balance {
 
 class PersistenceTable {
@@ -36,7 +38,7 @@ class PersistenceTable {
   size_t expire(int64_t now_ms, size_t max_work);
 
  private:
-  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint32_t kNone = base::kNoIndex;
 
   struct Entry {
     uint64_t key = 0;

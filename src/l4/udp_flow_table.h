@@ -17,6 +17,8 @@
 #include <cstring>
 #include <vector>
 
+#include "base/age_list.h"
+
 namespace fulcrum::l4 {
 
 // A client's address in 20 bytes: IPv4 addresses use the first 4 bytes of `ip`.
@@ -31,7 +33,7 @@ static_assert(sizeof(FlowKey) == 20, "FlowKey is compared and hashed as raw byte
 
 class FlowTable {
  public:
-  static constexpr uint32_t kNone = UINT32_MAX;
+  static constexpr uint32_t kNone = base::kNoIndex;
 
   explicit FlowTable(size_t max_flows);
 
