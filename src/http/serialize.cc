@@ -79,7 +79,7 @@ void write_request_head(const RequestHead& head, const HeaderEdits& edits, std::
   out->push_back(' ');
   out->append(head.path);
   out->append(" HTTP/1.1\r\n");
-  append_field("Host", head.host, out);
+  append_field("Host", head.host.empty() ? edits.default_host : head.host, out);
   append_forwarded_fields(head.headers, head.connection_tokens, edits, /*drop_host=*/true, out);
   append_framing(head.content_length, head.chunked, out);
   if (head.upgrade) {

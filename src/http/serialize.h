@@ -30,6 +30,9 @@ enum class Framing : uint8_t {
 struct HeaderEdits {
   std::span<const std::string_view> remove;  // names (any case) not to forward
   std::span<const Header> add;               // written after the forwarded fields, as given
+  // The Host to send when the request has none (an HTTP/1.0 request): the upstream request is
+  // HTTP/1.1, whose servers may refuse an empty Host.
+  std::string_view default_host;
 };
 
 // True for the fields that are never forwarded as received (the list above, Content-Length and
@@ -40,10 +43,11 @@ bool is_hop_by_hop(std::string_view name);
 Framing request_framing(const RequestHead& head);
 
 // Appends the request head to send upstream:
-//   `<method> <head.path> HTTP/1.1`, `Host: <head.host>` first, the received fields minus the
-//   hop-by-hop ones, Host, Content-Length and edits.remove, then `Content-Length: <n>` when the
-//   request had one, `Transfer-Encoding: chunked` when chunked, `Connection: upgrade` and
-//   `Upgrade: <protocol>` for an upgrade request, then edits.add, then the empty line.
+//   `<method> <head.path> HTTP/1.1`, `Host: <head.host>` (else edits.default_host) first, the
+//   received fields minus the hop-by-hop ones, Host, Content-Length and edits.remove, then
+//   `Content-Length: <n>` when the request had one, `Transfer-Encoding: chunked` when chunked,
+//   `Connection: upgrade` and `Upgrade: <protocol>` for an upgrade request, then edits.add, then
+//   the empty line.
 void write_request_head(const RequestHead& head, const HeaderEdits& edits, std::string* out);
 
 struct ResponseWriteOptions {

@@ -285,7 +285,7 @@ void Http2Session::on_h2_request(int32_t id, http::H2Request& request) {
   s->framing = http::request_framing(head);
   ClientFacts facts{peer_ip_, client_tls_, cert_subject_, reinterpret_cast<uintptr_t>(s)};
   forward_edits(cfg, s->target, s->fields, facts, &s->edits);
-  http::write_request_head(head, http::HeaderEdits{s->edits.remove, s->edits.add},
+  http::write_request_head(head, http::HeaderEdits{s->edits.remove, s->edits.add, {}},
                            &s->request_head);
   s->upstream_out = s->request_head;
   s->tried.reset(target.group->backends.size());

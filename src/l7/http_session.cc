@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "http/syntax.h"
 #include "l7/forwarding.h"
 #include "l7/gzip.h"
 #include "l7/http2_session.h"
@@ -390,12 +391,24 @@ void HttpSession::on_request_head() {
   if (logging_) log_request_id_ = edits.request_id;
   sticky_backend_ = edits.sticky_backend;
   request_head_.clear();
-  http::write_request_head(head, http::HeaderEdits{edits.remove, edits.add}, &request_head_);
+  std::string reached;  // an HTTP/1.0 request without Host: the upstream gets one
+  if (head.host.empty()) reached = reached_authority();
+  http::write_request_head(head, http::HeaderEdits{edits.remove, edits.add, reached},
+                           &request_head_);
   upstream_out_ = request_head_;
 
   tried_.reset(target.group->backends.size());
   attempts_ = 0;
   connect_upstream();
+}
+
+std::string HttpSession::reached_authority() const {
+  std::string_view sni = client_->server_name();
+  if (!sni.empty() && sni.find(':') == std::string_view::npos &&
+      http::detail::is_valid_authority(sni, /*allow_empty=*/false)) {
+    return std::string(sni);
+  }
+  return local_.to_string();
 }
 
 void HttpSession::answer_https_redirect(const http::RequestHead& head, uint16_t port) {
@@ -755,7 +768,7 @@ void HttpSession::process_upstream_input() {
           gzip_.reset();
         }
       }
-      if (!add.empty() || !remove.empty()) options.edits = http::HeaderEdits{remove, add};
+      if (!add.empty() || !remove.empty()) options.edits = http::HeaderEdits{remove, add, {}};
       if (!head.informational() || head.status == 101) {
         // The final answer (a 101 is the last one HTTP says about this request).
         int64_t now_ns = base::monotonic_ns();

@@ -87,6 +87,9 @@ class HttpSession final : public net::Deferred,
   void answer_redirect(uint16_t status, std::string_view location);
   // redirect_to_https: the same host and path on https (301 for GET/HEAD, 308 otherwise).
   void answer_https_redirect(const http::RequestHead& head, uint16_t port);
+  // For a request without Host (HTTP/1.0): the name the client asked for by TLS SNI when it is a
+  // valid host name, else the listener address it reached ("10.0.0.5:8080", "[2001:db8::1]:443").
+  std::string reached_authority() const;
   bool flush_client();
   bool flush_upstream();
   void release_upstream(bool reusable);

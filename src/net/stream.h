@@ -50,6 +50,9 @@ class Stream {
   // The negotiated application protocol (ALPN: "h2" or "http/1.1"); empty for plain TCP or
   // when the client sent none.
   virtual std::string_view protocol() const { return {}; }
+  // The name the client asked for in the TLS handshake (SNI), as it sent it; empty for plain
+  // TCP or when it sent none.
+  virtual std::string_view server_name() const { return {}; }
   // A clean end of our side before the socket closes (TLS: one non-blocking close_notify).
   virtual void shutdown() {}
 

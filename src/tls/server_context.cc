@@ -42,8 +42,14 @@ EVP_CIPHER* ticket_cipher() {
 }
 
 // Encrypts new tickets with the current key, decrypts with the current or previous one (RFC
-// 5077's recommended layout, as OpenSSL's own default callback). Returns 1 (ok), 2 (ok, but
-// issue a fresh ticket: it was the previous key), 0 (unknown key: full handshake), -1 (error).
+// 5077's recommended layout, as OpenSSL's own default callback). Returns 1 (ok), 2 (ok, and
+// issue a fresh ticket), 0 (unknown key: full handshake), -1 (error).
+//
+// A fresh ticket is issued on every TLS 1.3 resumption, not only when the previous key decrypted
+// it: TLS 1.3 clients use a ticket once (RFC 8446 C.4; OpenSSL's client marks it spent), and
+// OpenSSL sends no NewSessionTicket after a resumption the callback answered with 1 — so a
+// client making one connection after another would resume only every second time. TLS 1.2
+// clients keep their ticket: a fresh one there only for an old key.
 int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
                   EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
   const ServerContext* ctx = context_of(ssl);
@@ -61,7 +67,7 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char iv[EVP_MAX
   } else {
     key = keys.find(key_name);
     if (!key) return 0;
-    if (key != &keys.current()) ok = 2;
+    if (key != &keys.current() || SSL_version(ssl) >= TLS1_3_VERSION) ok = 2;
     if (EVP_DecryptInit_ex(cipher, ticket_cipher(), nullptr, key->aes_key.data(), iv) != 1) {
       return -1;
     }

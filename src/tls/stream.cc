@@ -181,6 +181,11 @@ std::string_view TlsStream::protocol() const {
   return p ? std::string_view(reinterpret_cast<const char*>(p), len) : std::string_view();
 }
 
+std::string_view TlsStream::server_name() const {
+  const char* name = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  return name ? std::string_view(name) : std::string_view();
+}
+
 void TlsStream::shutdown() {
   if (!done_ || failed_ || !fd_) return;
   SSL_shutdown(ssl_);  // our close_notify, once; the peer's is not awaited

@@ -33,6 +33,7 @@ class TlsStream final : public net::Stream {
   bool wants_write_to_read() const override { return read_wants_write_; }
   bool wants_read_to_write() const override { return write_wants_read_; }
   std::string_view protocol() const override;
+  std::string_view server_name() const override;
   void shutdown() override;
 
   // After the handshake: the verified client certificate's subject (RFC 2253, ASCII with

@@ -70,7 +70,7 @@ TEST(HttpSerializeTest, RequestHeadEditsAndContentLength) {
       "Content-Length: 7\r\n"
       "Content-Type: text/plain\r\n"
       "\r\n",
-      HeaderEdits{remove, add});
+      HeaderEdits{remove, add, {}});
   EXPECT_EQ(out,
             "POST /submit HTTP/1.1\r\n"
             "Host: example.com:8080\r\n"
@@ -79,6 +79,16 @@ TEST(HttpSerializeTest, RequestHeadEditsAndContentLength) {
             "X-Forwarded-For: 10.0.0.1, 192.0.2.7\r\n"
             "X-Request-Id: abc\r\n"
             "\r\n");
+}
+
+TEST(HttpSerializeTest, RequestWithoutHostGetsTheDefaultHost) {
+  // HTTP/1.0 allows no Host; the HTTP/1.1 request upstream carries the caller's default.
+  const HeaderEdits edits{{}, {}, "10.0.0.5:8080"};
+  EXPECT_EQ(forward_request("GET / HTTP/1.0\r\nAccept: */*\r\n\r\n", edits),
+            "GET / HTTP/1.1\r\nHost: 10.0.0.5:8080\r\nAccept: */*\r\n\r\n");
+  // A Host the client sent wins (an empty one is replaced like an absent one).
+  EXPECT_EQ(forward_request("GET / HTTP/1.0\r\nHost: a.example\r\n\r\n", edits),
+            "GET / HTTP/1.1\r\nHost: a.example\r\n\r\n");
 }
 
 TEST(HttpSerializeTest, ConnectionCannotStripFraming) {
