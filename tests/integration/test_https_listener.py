@@ -277,6 +277,49 @@ class HttpsTest(unittest.TestCase):
             out = s_client(other, version, "-sess_in", str(sess))
             self.assertIn("New, ", out)
 
+    def test_every_tls13_resumption_gets_a_fresh_ticket(self):
+        # TLS 1.3 clients use a ticket once; a server that issues none on resumption makes every
+        # second connection of a client a full handshake. Chain five connections, each resuming
+        # from the ticket the previous one received.
+        e = self.echo()
+        port = h.free_port()
+        self.fulcrumd(https_yaml(self.base_certs(), [
+            {"protocol": "https", "port": port, "certificates": ["ec"]}], e.port), workers=1)
+        prev = None
+        for i in range(5):
+            nxt = self.certs.path(f"chain{i}")
+            sess_in = f"-sess_in {prev}" if prev else ""
+            out = subprocess.run(
+                f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 -msg "
+                f"{sess_in} -sess_out {nxt}", shell=True, capture_output=True,
+                timeout=10).stdout.decode(errors="replace")
+            self.assertIn("Reused, " if prev else "New, ", out[-2000:], i)
+            self.assertTrue("NewSessionTicket" in out, f"connection {i}: no NewSessionTicket")
+            prev = nxt
+
+    def test_http10_request_without_host_gets_one_upstream(self):
+        # HTTP/1.0 allows a request without Host; the HTTP/1.1 request upstream carries the
+        # SNI name over HTTPS, the listener address otherwise.
+        e = self.echo()
+        port, plain = h.free_port(), h.free_port()
+        self.fulcrumd(https_yaml(self.base_certs(), [
+            {"protocol": "https", "port": port, "certificates": ["ec"]},
+            {"protocol": "http", "port": plain}], e.port), workers=1)
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        cases = [(port, "a.example.com", "a.example.com"), (port, None, f"127.0.0.1:{port}"),
+                 (plain, None, f"127.0.0.1:{plain}")]
+        for p, sni, want in cases:
+            with contextlib.closing(socket.create_connection(("127.0.0.1", p), timeout=10)) as s:
+                if p == port:
+                    if sni is None:
+                        ctx.check_hostname = False
+                    s = ctx.wrap_socket(s, server_hostname=sni)
+                s.sendall(b"GET /echo HTTP/1.0\r\nAccept: */*\r\n\r\n")
+                status, _, body, _ = read_response(s)
+                self.assertEqual(status, 200, (p, sni))
+                self.assertIn(f"Host: {want}\n", body.decode(), (p, sni))
+                s.close()
+
     def test_mutual_tls_accepts_trusted_clients_and_passes_the_subject(self):
         e = self.echo()
         port = h.free_port()
