@@ -293,7 +293,8 @@ class HttpsTest(unittest.TestCase):
                 f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 -msg "
                 f"{sess_in} -sess_out {nxt}", shell=True, capture_output=True,
                 timeout=10).stdout.decode(errors="replace")
-            self.assertIn("Reused, " if prev else "New, ", out[-2000:], i)
+            m = re.search(r"^(New|Reused), TLSv1\.3", out, re.M)
+            self.assertEqual(m and m.group(1), "Reused" if prev else "New", f"connection {i}")
             self.assertTrue("NewSessionTicket" in out, f"connection {i}: no NewSessionTicket")
             prev = nxt
 
