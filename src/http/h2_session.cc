@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_map>
 
 #include "base/clock.h"
+#include "base/id_map.h"
 
 namespace fulcrum::http {
 
@@ -20,6 +20,10 @@ bool iequals(std::string_view a, std::string_view b) {
 
 // What SETTINGS_MAX_HEADER_LIST_SIZE counts per field (RFC 9113 §6.5.2).
 constexpr size_t kFieldOverhead = 32;
+// Per-stream state kept for reuse by the next streams of the connection (their buffers serve
+// again without allocating), and the largest response buffer such a spare keeps.
+constexpr size_t kSpareStreams = 32;
+constexpr size_t kMaxSpareBuffer = 16 * 1024;
 
 }  // namespace
 
@@ -31,27 +35,71 @@ struct H2ServerSession::Impl {
     bool too_large = false;
     bool bad = false;       // a rule checked here was broken: reset at the end of the block
     bool reported = false;  // the handler knows this stream
+
+    void reuse() {
+      request.method.clear();
+      request.scheme.clear();
+      request.authority.clear();
+      request.path.clear();
+      request.fields.clear();
+      request.content_length.reset();
+      request.end_stream = false;
+      host.clear();
+      header_bytes = 0;
+      too_large = bad = reported = false;
+    }
   };
   struct OutBody {
     std::string bytes;
     size_t offset = 0;
     bool end = false;
     bool deferred = false;  // nghttp2 waits for resume_data
+
+    void reuse() {
+      if (bytes.capacity() > kMaxSpareBuffer) std::string().swap(bytes);
+      bytes.clear();
+      offset = 0;
+      end = deferred = false;
+    }
+  };
+  template <class T>
+  struct Table {
+    base::IdMap<int32_t, std::unique_ptr<T>> live;
+    base::Spares<T> spares{kSpareStreams};
+
+    T* find(int32_t id) {
+      auto* p = live.find(id);
+      return p ? p->get() : nullptr;
+    }
+    T& open(int32_t id) {
+      std::unique_ptr<T>& slot = live[id];
+      if (!slot) {
+        slot = spares.take();
+        slot->reuse();
+      }
+      return *slot;
+    }
+    void close(int32_t id) { spares.give(live.take(id)); }
   };
 
   H2Handler* handler;
   H2Limits limits;
   nghttp2_session* session = nullptr;
-  std::unordered_map<int32_t, InStream> in;
-  std::unordered_map<int32_t, OutBody> out;
+  Table<InStream> in;
+  Table<OutBody> out;
   int64_t reset_window_start_ms = 0;
   uint32_t resets_in_window = 0;
+  // Scratch for respond(): the header list handed to nghttp2, which copies it.
+  std::vector<nghttp2_nv> nv;
+  std::string names;  // lowercased field names
 
   static Impl* self(void* user) { return static_cast<Impl*>(user); }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user) {
     if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      self(user)->in[frame->hd.stream_id] = InStream{};
+      Impl* s = self(user);
+      s->in.close(frame->hd.stream_id);  // a fresh one: a repeated id is refused by nghttp2
+      s->in.open(frame->hd.stream_id);
     }
     return 0;
   }
@@ -62,9 +110,9 @@ struct H2ServerSession::Impl {
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;  // trailers: checked by nghttp2, not forwarded
     }
-    auto it = s->in.find(frame->hd.stream_id);
-    if (it == s->in.end()) return 0;
-    InStream& st = it->second;
+    InStream* found = s->in.find(frame->hd.stream_id);
+    if (!found) return 0;
+    InStream& st = *found;
     st.header_bytes += namelen + valuelen + kFieldOverhead;
     if (st.header_bytes > s->limits.max_header_list_bytes) st.too_large = true;
     if (st.too_large) return 0;
@@ -123,9 +171,9 @@ struct H2ServerSession::Impl {
     bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     switch (frame->hd.type) {
       case NGHTTP2_HEADERS: {
-        auto it = s->in.find(id);
-        if (it == s->in.end()) return 0;
-        InStream& st = it->second;
+        InStream* found = s->in.find(id);
+        if (!found) return 0;
+        InStream& st = *found;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           H2Request& r = st.request;
           if (!st.host.empty()) {
@@ -136,7 +184,7 @@ struct H2ServerSession::Impl {
             }
           }
           if (st.too_large || st.bad || r.authority.empty()) {
-            s->in.erase(it);
+            s->in.close(id);
             nghttp2_submit_rst_stream(ns, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
             return 0;
           }
@@ -150,8 +198,8 @@ struct H2ServerSession::Impl {
         return 0;
       }
       case NGHTTP2_DATA: {
-        auto it = s->in.find(id);
-        if (end && it != s->in.end() && it->second.reported) s->handler->on_h2_request_end(id);
+        InStream* st = s->in.find(id);
+        if (end && st && st->reported) s->handler->on_h2_request_end(id);
         return 0;
       }
       case NGHTTP2_RST_STREAM:
@@ -165,8 +213,8 @@ struct H2ServerSession::Impl {
   static int on_data_chunk(nghttp2_session* ns, uint8_t, int32_t id, const uint8_t* data,
                            size_t len, void* user) {
     Impl* s = self(user);
-    auto it = s->in.find(id);
-    if (it == s->in.end() || !it->second.reported) {
+    InStream* st = s->in.find(id);
+    if (!st || !st->reported) {
       nghttp2_session_consume(ns, id, len);  // nobody takes it: credit it back now
       return 0;
     }
@@ -176,11 +224,11 @@ struct H2ServerSession::Impl {
 
   static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user) {
     Impl* s = self(user);
-    s->out.erase(id);
-    auto it = s->in.find(id);
-    if (it == s->in.end()) return 0;
-    bool reported = it->second.reported;
-    s->in.erase(it);
+    s->out.close(id);
+    InStream* st = s->in.find(id);
+    if (!st) return 0;
+    bool reported = st->reported;
+    s->in.close(id);
     if (reported) s->handler->on_h2_stream_closed(id, error_code);
     return 0;
   }
@@ -197,12 +245,12 @@ struct H2ServerSession::Impl {
   static ssize_t read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t length,
                            uint32_t* flags, nghttp2_data_source*, void* user) {
     Impl* s = self(user);
-    auto it = s->out.find(id);
-    if (it == s->out.end()) {
+    OutBody* found = s->out.find(id);
+    if (!found) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       return 0;
     }
-    OutBody& b = it->second;
+    OutBody& b = *found;
     size_t n = std::min(length, b.bytes.size() - b.offset);
     if (n > 0) std::memcpy(buf, b.bytes.data() + b.offset, n);
     b.offset += n;
@@ -289,27 +337,37 @@ bool H2ServerSession::wants_write() const {
 
 bool H2ServerSession::respond(int32_t stream, uint16_t status, std::span<const Header> fields,
                               bool end_stream) {
-  std::string status_text = std::to_string(status);
-  std::vector<std::string> names;
-  names.reserve(fields.size());
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size() + 1);
-  auto add = [&](std::string_view n, std::string_view v) {
-    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
-                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+  char status_text[3] = {static_cast<char>('0' + status / 100 % 10),
+                         static_cast<char>('0' + status / 10 % 10),
+                         static_cast<char>('0' + status % 10)};
+  // The lowercased names go into one buffer sized up front, so the views into it stay valid.
+  std::string& names = impl_->names;
+  size_t name_bytes = 0;
+  for (const Header& h : fields) name_bytes += h.name.size();
+  names.resize(name_bytes);
+  std::vector<nghttp2_nv>& nv = impl_->nv;
+  nv.clear();
+  auto add = [&](const char* n, size_t n_size, std::string_view v) {
+    nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
+                  reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n_size, v.size(),
                   NGHTTP2_NV_FLAG_NONE});
   };
-  add(":status", status_text);
+  add(":status", 7, std::string_view(status_text, sizeof status_text));
+  size_t at = 0;
   for (const Header& h : fields) {
-    std::string& lower = names.emplace_back(h.name);
-    for (char& c : lower) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
-    add(lower, h.value);
+    char* lower = names.data() + at;
+    for (size_t i = 0; i < h.name.size(); ++i) {
+      char c = h.name[i];
+      lower[i] = static_cast<char>(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    }
+    add(lower, h.name.size(), h.value);
+    at += h.name.size();
   }
   int rv;
   if (end_stream) {
     rv = nghttp2_submit_response(impl_->session, stream, nv.data(), nv.size(), nullptr);
   } else {
-    impl_->out[stream];
+    impl_->out.open(stream);
     nghttp2_data_provider provider{};
     provider.read_callback = &Impl::read_body;
     rv = nghttp2_submit_response(impl_->session, stream, nv.data(), nv.size(), &provider);
@@ -318,9 +376,9 @@ bool H2ServerSession::respond(int32_t stream, uint16_t status, std::span<const H
 }
 
 void H2ServerSession::send_data(int32_t stream, std::string_view data, bool end) {
-  auto it = impl_->out.find(stream);
-  if (it == impl_->out.end()) return;
-  Impl::OutBody& b = it->second;
+  Impl::OutBody* found = impl_->out.find(stream);
+  if (!found) return;
+  Impl::OutBody& b = *found;
   b.bytes.append(data);
   b.end = b.end || end;
   if (b.deferred) {
@@ -330,8 +388,8 @@ void H2ServerSession::send_data(int32_t stream, std::string_view data, bool end)
 }
 
 size_t H2ServerSession::queued(int32_t stream) const {
-  auto it = impl_->out.find(stream);
-  return it == impl_->out.end() ? 0 : it->second.bytes.size() - it->second.offset;
+  const Impl::OutBody* b = impl_->out.find(stream);
+  return b ? b->bytes.size() - b->offset : 0;
 }
 
 void H2ServerSession::consumed(int32_t stream, size_t n) {
@@ -355,7 +413,7 @@ void H2ServerSession::terminate(uint32_t error_code) {
 }
 
 size_t H2ServerSession::open_streams() const {
-  return impl_->in.size();
+  return impl_->in.live.size();
 }
 
 }  // namespace fulcrum::http

@@ -76,6 +76,18 @@ bool MessageParser::idle() const {
   return state_ == State::kDone || (state_ == State::kHead && head_.total_bytes() == 0);
 }
 
+void MessageParser::reset() {
+  state_ = State::kDone;
+  body_mode_ = BodyMode::kNone;
+  body_bytes_ = 0;
+  body_ = {};
+  error_ = ParseError{};
+  event_ = Event::kNone;
+  event_body_ = {};
+  event_chunk_size_ = 0;
+  skip_body_ = false;
+}
+
 void MessageParser::start_message() {
   llhttp_t* parser = ll(llhttp_);
   llhttp_init(parser, is_request_ ? HTTP_REQUEST : HTTP_RESPONSE, &Callbacks::settings());

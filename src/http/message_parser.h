@@ -53,6 +53,8 @@ class MessageParser {
   // The trailer fields of a chunked message; valid after kDone until the next message starts.
   std::span<const Header> trailers() const { return trailers_.fields(); }
   const ParseError& error() const { return error_; }
+  // Forgets the message in progress (or the error): the parser is as new, its buffers kept.
+  void reset();
 
  protected:
   MessageParser(bool is_request, const Limits& limits);

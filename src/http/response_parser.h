@@ -44,6 +44,7 @@ class ResponseParser final : private detail::MessageParser {
   using MessageParser::error;
   using MessageParser::finish;
   using MessageParser::idle;
+  using MessageParser::reset;
   using MessageParser::trailers;
 
   // Valid from kHead until the next message starts.

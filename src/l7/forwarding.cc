@@ -25,17 +25,17 @@ size_t route_request(const snapshot::Listener& cfg, std::string_view host, std::
   return 0;
 }
 
-std::string new_request_id(uint64_t seed) {
+void new_request_id(uint64_t seed, std::string* out) {
   static thread_local uint64_t counter = 0;
   uint64_t a = base::mix64(seed ^ (++counter * 0x9e3779b97f4a7c15ULL));
   uint64_t b = base::mix64(a + counter);
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id(32, '0');
+  std::string& id = *out;
+  id.resize(32);
   for (int i = 0; i < 16; ++i) {
     id[static_cast<size_t>(i)] = kHex[(a >> (4 * i)) & 0xf];
     id[static_cast<size_t>(16 + i)] = kHex[(b >> (4 * i)) & 0xf];
   }
-  return id;
 }
 
 void forward_edits(const snapshot::Listener& cfg, size_t target_index,
@@ -55,7 +55,7 @@ void forward_edits(const snapshot::Listener& cfg, size_t target_index,
   if (!out->xff.empty()) out->xff += ", ";
   out->xff.append(client.peer_ip);
   bool add_request_id = out->request_id.empty();
-  if (add_request_id) out->request_id = new_request_id(client.seed);
+  if (add_request_id) new_request_id(client.seed, &out->request_id);
   out->port = std::to_string(cfg.bind.port());
   std::vector<http::Header>& add = out->add;
   add.clear();

@@ -22,8 +22,8 @@ namespace fulcrum::l7 {
 // default target) when none does.
 size_t route_request(const snapshot::Listener& cfg, std::string_view host, std::string_view path);
 
-// A random 32-hex-digit request id.
-std::string new_request_id(uint64_t seed);
+// A random 32-hex-digit request id, written over *out (its buffer reused).
+void new_request_id(uint64_t seed, std::string* out);
 
 // What a session knows of its client.
 struct ClientFacts {
@@ -45,6 +45,17 @@ struct ForwardEdits {
   std::string request_id;                // the client's X-Request-Id, or the one added
   uint32_t sticky_backend = UINT32_MAX;  // the backend the request's sticky cookie names
   std::string xff, port, cookies;        // storage for `add`
+
+  // Empty again, as before forward_edits() (the buffers are kept for the next request).
+  void clear() {
+    add.clear();
+    remove.clear();
+    request_id.clear();
+    sticky_backend = UINT32_MAX;
+    xff.clear();
+    port.clear();
+    cookies.clear();
+  }
 };
 
 // Exactly one X-Forwarded-For, ending in the peer; X-Request-Id when absent; the optional

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <vector>
 
@@ -26,6 +27,14 @@ constexpr size_t kMaxQueued = 256 * 1024;
 constexpr size_t kMaxUpstreamOut = 64 * 1024;
 // Frames produced per write round.
 constexpr size_t kMaxClientOut = 256 * 1024;
+// Finished streams kept for reuse per connection, and the largest buffer such a spare keeps.
+constexpr size_t kSpareStreams = 16;
+constexpr size_t kMaxSpareBuffer = 16 * 1024;
+
+void trim(std::string* buffer) {
+  if (buffer->capacity() > kMaxSpareBuffer) std::string().swap(*buffer);
+  buffer->clear();
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -35,10 +44,46 @@ bool iequals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-struct Http2Session::H2Stream final : UpstreamOwner, net::Deferred {
+struct Http2Session::H2Stream final : UpstreamOwner {
   enum class Phase : uint8_t { kConnecting, kExchange, kDone };
   void on_upstream_io(uint32_t events) override {
     if (!gone) session->on_upstream_io(*this, events);
+  }
+  // As new, for the next stream; what the buffers hold allocated is kept (bounded).
+  void reuse() {
+    session = nullptr;
+    id = 0;
+    phase = Phase::kConnecting;
+    gone = false;
+    request.method.clear();
+    request.scheme.clear();
+    request.authority.clear();
+    request.path.clear();
+    request.fields.clear();
+    request.content_length.reset();
+    request.end_stream = false;
+    fields.clear();
+    edits.clear();
+    state.reset();
+    target = 0;
+    backend = UINT32_MAX;
+    attempts = 0;
+    method = http::Method::kGet;
+    framing = http::Framing::kNone;
+    trim(&request_head);
+    trim(&upstream_out);
+    trim(&upstream_in);
+    upstream_in_used = 0;
+    parser.reset();
+    upstream = nullptr;
+    unacked = 0;
+    request_done = request_sent_any = response_started = reused = force_new = false;
+    hangup = paused = false;
+    timing = true;
+    request_start_ns = upstream_sent_ns = response_head_ns = 0;
+    bytes_in = bytes_out = 0;
+    log_backend.clear();
+    request_deadline_ms = last_activity_ms = 0;
   }
 
   Http2Session* session = nullptr;
@@ -90,13 +135,27 @@ Http2Session::Http2Session(HttpContext& ctx, std::shared_ptr<HttpListenerRuntime
       peer_ip_(peer.ip_string()),
       client_(std::move(client)),
       timer_(ctx.loop, &Http2Session::on_timer, this),
-      codec_(this, http::H2Limits{}) {
+      codec_(this, http::H2Limits{}),
+      spare_streams_(kSpareStreams) {
   side_.session = this;
   ctx_.sessions.add(this);
   ++listener_->counters.active;
 }
 
 Http2Session::~Http2Session() = default;
+
+void Http2Session::on_batch_end() {
+  pump();
+  if (closed_) return;
+  for (std::unique_ptr<H2Stream>& s : retired_) spare_streams_.give(std::move(s));
+  retired_.clear();
+}
+
+Http2Session::H2Stream* Http2Session::new_stream() {
+  H2Stream* s = spare_streams_.take().release();
+  s->reuse();
+  return s;
+}
 
 void Http2Session::Side::on_io(uint32_t events) {
   session->on_client_io(events);
@@ -129,6 +188,7 @@ void Http2Session::close(bool reset) {
   std::vector<H2Stream*> all;
   for (auto& [id, s] : streams_) all.push_back(s);
   for (H2Stream* s : all) forget(*s);
+  retired_.clear();  // nothing runs on them any more: the session ends
   if (reset) {
     client_->close_with_reset();
   } else {
@@ -141,8 +201,8 @@ void Http2Session::close(bool reset) {
 }
 
 Http2Session::H2Stream* Http2Session::find(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second;
+  H2Stream** s = streams_.find(id);
+  return s ? *s : nullptr;
 }
 
 // ---- client side ----
@@ -243,10 +303,10 @@ void Http2Session::pump() {
 
 void Http2Session::on_h2_request(int32_t id, http::H2Request& request) {
   ++ctx_.counters.requests;
-  auto* s = new H2Stream();
+  H2Stream* s = new_stream();
   s->session = this;
   s->id = id;
-  s->request = std::move(request);
+  std::swap(s->request, request);  // the codec's buffers and ours trade places
   s->request_start_ns = base::monotonic_ns();
   s->state = listener_->current;
   streams_[id] = s;
@@ -329,7 +389,7 @@ void Http2Session::forget(H2Stream& s) {
   release_upstream(s, false);
   if (s.unacked > 0 && !closed_) codec_.consumed(s.id, s.unacked);
   streams_.erase(s.id);
-  ctx_.loop.defer_delete(std::unique_ptr<net::Deferred>(&s));
+  retired_.emplace_back(&s);
 }
 
 void Http2Session::answer(H2Stream& s, uint16_t status, std::string_view detail,
@@ -573,20 +633,24 @@ void Http2Session::process_upstream_input(H2Stream& s) {
       const http::ResponseHead& head = s.parser.head();
       if (head.informational()) continue;  // 100/103: the final response follows
       const snapshot::Listener& cfg = *s.state->config;
-      std::vector<std::string> set_cookies;
+      std::vector<std::string>& set_cookies = set_cookies_;
+      set_cookies.clear();
       bool replace = false;
       sticky_response_cookies(cfg, s.target, s.backend, s.edits.sticky_backend, head.headers,
                               &set_cookies, &replace);
-      std::vector<http::Header> fields;
-      fields.reserve(head.headers.size() + set_cookies.size() + 1);
+      std::vector<http::Header>& fields = response_fields_;
+      fields.clear();
       for (const http::Header& h : head.headers) {
         if (http::is_hop_by_hop(h.name) || iequals(h.name, "content-length")) continue;
         if (replace && iequals(h.name, "set-cookie")) continue;
         fields.push_back(h);
       }
-      std::string length;
+      char length_text[24];
+      std::string_view length;
       if (head.content_length) {
-        length = std::to_string(*head.content_length);
+        auto end =
+            std::to_chars(length_text, length_text + sizeof length_text, *head.content_length).ptr;
+        length = std::string_view(length_text, static_cast<size_t>(end - length_text));
         fields.push_back({"content-length", length});
       }
       for (const std::string& c : set_cookies) fields.push_back({"set-cookie", c});

@@ -8,15 +8,18 @@
 // stream has more than a bound of response bytes the client's windows have not let out yet; the
 // client's request body window is given back as the bytes reach the upstream socket.
 // Errors are answered on their stream (502/503/504, 403, redirects); a timed-out or broken
-// response already started resets its stream. [worker] only; owned by the worker's
+// response already started resets its stream. A finished stream's state is kept (a bounded
+// number, their buffers bounded) for the connection's next streams: a request costs no
+// allocation of Fulcrum's own once the connection is warm. [worker] only; owned by the worker's
 // HttpSessionList, destroyed through defer_delete.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
+#include "base/id_map.h"
 #include "http/h2_session.h"
 #include "l7/context.h"
 #include "l7/http_listener.h"
@@ -63,8 +66,11 @@ class Http2Session final : public net::Deferred,
   // the responses of many streams leave in one write.
   void pump();
   void schedule() { ctx_.loop.at_batch_end(this); }
-  void on_batch_end() override { pump(); }
+  // Called by the loop only, with no frame of this session on the stack: the streams forgotten
+  // since are reused from here on.
+  void on_batch_end() override;
   H2Stream* find(int32_t id);
+  H2Stream* new_stream();
 
   void connect_upstream(H2Stream& s);
   void on_upstream_connected(H2Stream& s);
@@ -90,7 +96,13 @@ class Http2Session final : public net::Deferred,
   Side side_;
   net::Timer timer_;
   http::H2ServerSession codec_;
-  std::unordered_map<int32_t, H2Stream*> streams_;
+  base::IdMap<int32_t, H2Stream*> streams_;  // owned: taken from spare_streams_
+  // Forgotten in this batch (callers up the stack may still hold them), then spares.
+  std::vector<std::unique_ptr<H2Stream>> retired_;
+  base::Spares<H2Stream> spare_streams_;
+  // Scratch for a response head going to the client.
+  std::vector<http::Header> response_fields_;
+  std::vector<std::string> set_cookies_;
   std::string client_out_;
   bool client_tls_ = true;
   std::string cert_subject_;

@@ -293,6 +293,91 @@ class Http2Test(unittest.TestCase):
         self.assertIn("Application protocol: h2", out)
         self.assertGreaterEqual(self.backend_requests(e) - before, 1000)
 
+    def test_streams_reusing_state_carry_nothing_of_earlier_streams(self):
+        """Fulcrum reuses a finished stream's state for the connection's next streams: 60
+        streams in rounds of 12 on one connection, mixing GET and chunked POST, long headers,
+        a large response, a backend reset, and client resets in the middle of an exchange;
+        each request reaches the backend with exactly its own fields and body."""
+        e, f, port = self.start()
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s = ctx.wrap_socket(raw, server_hostname="a.example.com")
+        self.cleanup.append(s.close)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        ids = set()
+        for round_ in range(5):
+            kinds = {}
+            for k in range(12):
+                sid = conn.get_next_available_stream_id()
+                kind = k % 6
+                kinds[sid] = kind
+                path = {3: "/bytes/300000", 4: "/reset", 5: "/delay/2000"}.get(kind, "/echo")
+                fields = [(":method", "POST" if kind == 1 else "GET"), (":scheme", "https"),
+                          (":authority", "a.example.com"), (":path", path),
+                          ("x-stream", str(sid))]
+                if kind == 0:
+                    fields.append(("x-request-id", f"client-{sid}"))
+                if kind == 2:
+                    fields.append(("x-long", "v" * (sid * 60)))
+                conn.send_headers(sid, fields, end_stream=kind != 1)
+                if kind == 1:
+                    conn.send_data(sid, f"body-{sid}".encode(), end_stream=True)
+            s.sendall(conn.data_to_send())
+            time.sleep(0.1)
+            for sid, kind in kinds.items():
+                if kind == 5:
+                    conn.reset_stream(sid)  # in the middle of its exchange
+            s.sendall(conn.data_to_send())
+            status, body, ended = {}, {}, set()
+            waiting = {sid for sid, kind in kinds.items() if kind != 5}
+            deadline = time.time() + 20
+            while waiting - ended and time.time() < deadline:
+                data = s.recv(65536)
+                self.assertTrue(data, "connection closed early")
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        status[ev.stream_id] = int(dict(ev.headers)[b":status"])
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body[ev.stream_id] = body.get(ev.stream_id, b"") + ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                        ended.add(ev.stream_id)
+                s.sendall(conn.data_to_send())
+            self.assertFalse(waiting - ended, f"round {round_}: streams not ended")
+            for sid in waiting:
+                kind = kinds[sid]
+                got = body.get(sid, b"")
+                if kind == 3:
+                    self.assertEqual((status[sid], len(got)), (200, 300000))
+                    continue
+                if kind == 4:
+                    self.assertEqual(status[sid], 502)
+                    continue
+                self.assertEqual(status[sid], 200, got[:200])
+                text = got.decode()
+                head, _, req_body = text.partition("\n\n")
+                method = "POST" if kind == 1 else "GET"
+                self.assertTrue(head.startswith(f"{method} /echo HTTP/1.1\n"), head[:80])
+                self.assertEqual(re.findall(r"(?im)^x-stream: (.*)$", head), [str(sid)])
+                self.assertEqual(len(re.findall(r"(?im)^x-long: ", head)), 1 if kind == 2 else 0)
+                if kind == 2:
+                    self.assertIn("v" * (sid * 60) + "\n", head)
+                self.assertEqual(len(re.findall(r"(?im)^transfer-encoding: chunked$", head)),
+                                 1 if kind == 1 else 0)
+                self.assertEqual(req_body, f"body-{sid}" if kind == 1 else "")
+                rid = re.findall(r"(?im)^x-request-id: (.*)$", head)
+                if kind == 0:
+                    self.assertEqual(rid, [f"client-{sid}"])
+                else:
+                    self.assertEqual(len(rid), 1)
+                    self.assertRegex(rid[0], r"^[0-9a-f]{32}$")
+                    self.assertNotIn(rid[0], ids)
+                    ids.add(rid[0])
+        self.assertEqual(len(ids), 5 * 4)  # kinds 1 and 2, twice a round
+
     def test_8mib_down_through_a_16kib_client_window(self):
         e, f, port = self.start()
         ctx = ssl.create_default_context(cafile=str(self.certs.ca))

@@ -205,6 +205,34 @@ TEST_F(H2SessionTest, HostAlonePassesAsAuthorityAndMustMatchIt) {
   EXPECT_EQ(rec.requests.size(), 2u);  // the refused ones never reach the handler
 }
 
+// Per-stream records are reused for later streams: a refused request (never handed over) must
+// leave none of its fields, Host or flags behind.
+TEST_F(H2SessionTest, RefusedRequestsLeaveNothingToLaterStreams) {
+  for (uint32_t stream = 1; stream < 200; stream += 4) {
+    Fields refused = get("/refused");
+    refused.push_back({"x-left-over", "1"});
+    refused.push_back({"cookie", "stale=1"});
+    refused.push_back({"content-length", "5"});
+    refused.push_back({"host", "other.example"});  // not :authority: refused
+    ASSERT_EQ(reset_code(stream, refused), kH2ProtocolError) << stream;
+    Fields good = get("/good");
+    good.push_back({"cookie", "fresh=1"});
+    ASSERT_EQ(reset_code(stream + 2, good), -1) << stream;  // a Host left over would refuse it
+    ASSERT_FALSE(rec.requests.empty());
+    const H2Request& r = rec.requests.back().second;
+    EXPECT_EQ(rec.requests.back().first, static_cast<int32_t>(stream + 2));
+    EXPECT_EQ(r.path, "/good");
+    Fields want = {{"cookie", "fresh=1"}};
+    EXPECT_EQ(r.fields, want);
+    EXPECT_FALSE(r.content_length.has_value());
+    EXPECT_TRUE(r.end_stream);
+    std::vector<Header> none;
+    ASSERT_TRUE(session.respond(static_cast<int32_t>(stream + 2), 204, none, true));
+    out();
+  }
+  EXPECT_EQ(rec.requests.size(), 50u);
+}
+
 TEST_F(H2SessionTest, MalformedRequestsAreStreamErrors) {
   std::vector<Fields> bad;
   for (const char* name :

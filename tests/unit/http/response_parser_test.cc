@@ -54,6 +54,31 @@ TEST(HttpResponseParserTest, SimpleResponseWithContentLength) {
   EXPECT_TRUE(parser.idle());
 }
 
+// reset() forgets a message cut short or an error: the parser reads the next response as a new
+// one would (HTTP/2 streams reuse their parser this way).
+TEST(HttpResponseParserTest, ResetForgetsAPartialMessageAndAnError) {
+  ResponseParser parser;
+  size_t consumed = 0;
+  const std::string_view full = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+  ASSERT_EQ(parser.feed("HTTP/1.1 200 OK\r\nContent-Le", &consumed), Step::kNeedMore);
+  EXPECT_FALSE(parser.idle());
+  parser.reset();
+  EXPECT_TRUE(parser.idle());
+  ASSERT_EQ(parser.feed(full, &consumed), Step::kHead);
+  EXPECT_EQ(parser.head().content_length, 2u);
+  ASSERT_EQ(parser.feed(full.substr(consumed), &consumed), Step::kBody);
+  EXPECT_EQ(parser.body(), "ok");  // mid-body now
+  parser.reset();
+  ASSERT_EQ(parser.feed("HTTP/1.1 20x OK\r\n\r\n", &consumed), Step::kError);
+  ASSERT_EQ(parser.feed(full, &consumed), Step::kError);  // terminal until reset
+  parser.reset();
+  EXPECT_EQ(parser.error().status, 0);
+  ASSERT_EQ(parser.feed(full, &consumed), Step::kHead);
+  ASSERT_EQ(parser.feed(full.substr(consumed), &consumed), Step::kBody);
+  ASSERT_EQ(parser.feed("", &consumed), Step::kDone);
+  EXPECT_TRUE(parser.idle());
+}
+
 TEST(HttpResponseParserTest, ReasonPhraseMayBeEmptyOrMissing) {
   for (std::string_view status_line : {"HTTP/1.1 200 \r\n", "HTTP/1.1 200\r\n"}) {
     const ResponseRun run = parse_responses(std::string(status_line) + "Content-Length: 0\r\n\r\n");
