@@ -385,7 +385,7 @@ void HttpSession::on_request_head() {
     answer_redirect(302, target.redirect);
     return;
   }
-  ForwardEdits edits;
+  ForwardEdits& edits = edits_;
   ClientFacts facts{peer_ip_, client_tls_, client_cert_subject_, reinterpret_cast<uintptr_t>(this)};
   forward_edits(cfg, target_, head.headers, facts, &edits);
   if (logging_) log_request_id_ = edits.request_id;

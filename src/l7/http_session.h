@@ -17,6 +17,7 @@
 #include "http/response_parser.h"
 #include "http/serialize.h"
 #include "l7/context.h"
+#include "l7/forwarding.h"
 #include "l7/gzip.h"
 #include "l7/http_listener.h"
 #include "net/address.h"
@@ -137,6 +138,7 @@ class HttpSession final : public net::Deferred,
   size_t target_ = 0;
   uint32_t backend_ = UINT32_MAX;
   balance::HostMask tried_;
+  ForwardEdits edits_;  // the current request's; a member so its buffers serve every request
   uint32_t attempts_ = 0;
   http::Method method_ = http::Method::kGet;
   uint8_t client_minor_ = 1;
