@@ -37,13 +37,7 @@ struct H2ServerSession::Impl {
     bool reported = false;  // the handler knows this stream
 
     void reuse() {
-      request.method.clear();
-      request.scheme.clear();
-      request.authority.clear();
-      request.path.clear();
-      request.fields.clear();
-      request.content_length.reset();
-      request.end_stream = false;
+      request.clear();
       host.clear();
       header_bytes = 0;
       too_large = bad = reported = false;

@@ -64,6 +64,17 @@ struct H2Request {
   std::vector<std::pair<std::string, std::string>> fields;  // regular fields (lowercase names)
   std::optional<uint64_t> content_length;
   bool end_stream = false;  // no body follows
+
+  // Empty again, the string and vector buffers kept.
+  void clear() {
+    method.clear();
+    scheme.clear();
+    authority.clear();
+    path.clear();
+    fields.clear();
+    content_length.reset();
+    end_stream = false;
+  }
 };
 
 class H2Handler {

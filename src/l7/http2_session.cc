@@ -55,13 +55,7 @@ struct Http2Session::H2Stream final : UpstreamOwner {
     id = 0;
     phase = Phase::kConnecting;
     gone = false;
-    request.method.clear();
-    request.scheme.clear();
-    request.authority.clear();
-    request.path.clear();
-    request.fields.clear();
-    request.content_length.reset();
-    request.end_stream = false;
+    request.clear();
     fields.clear();
     edits.clear();
     state.reset();

@@ -155,6 +155,22 @@ class Http2Test(unittest.TestCase):
              f"https://a.example.com:{port}{path}"], capture_output=True, timeout=30)
         return proc.returncode, proc.stdout, proc.stderr.decode()
 
+    def h2_client(self, port, timeout=10, initial_window=None):
+        """A TLS socket with ALPN h2 and an h2 client connection whose preface is sent."""
+        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
+        ctx.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = ctx.wrap_socket(raw, server_hostname="a.example.com")
+        self.cleanup.append(s.close)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        if initial_window is not None:
+            conn.local_settings = h2.settings.Settings(
+                client=True,
+                initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window})
+        conn.initiate_connection()
+        s.sendall(conn.data_to_send())
+        return s, conn
+
     def raw(self, port):
         c = RawH2(port, self.certs.ca)
         self.cleanup.append(c.close)
@@ -299,14 +315,7 @@ class Http2Test(unittest.TestCase):
         a large response, a backend reset, and client resets in the middle of an exchange;
         each request reaches the backend with exactly its own fields and body."""
         e, f, port = self.start()
-        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=15)
-        s = ctx.wrap_socket(raw, server_hostname="a.example.com")
-        self.cleanup.append(s.close)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
-        s.sendall(conn.data_to_send())
+        s, conn = self.h2_client(port, timeout=15)
         ids = set()
         for round_ in range(5):
             kinds = {}
@@ -380,15 +389,7 @@ class Http2Test(unittest.TestCase):
 
     def test_8mib_down_through_a_16kib_client_window(self):
         e, f, port = self.start()
-        ctx = ssl.create_default_context(cafile=str(self.certs.ca))
-        ctx.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s = ctx.wrap_socket(raw, server_hostname="a.example.com")
-        self.cleanup.append(s.close)
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.local_settings = h2.settings.Settings(
-            client=True, initial_values={h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 16384})
-        conn.initiate_connection()
+        s, conn = self.h2_client(port, initial_window=16384)
         conn.send_headers(1, [(":method", "GET"), (":scheme", "https"),
                               (":authority", "a.example.com"), (":path", "/bytes/8388608")],
                           end_stream=True)
