@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -97,5 +98,12 @@ class Spares {
   size_t limit_;
   std::vector<std::unique_ptr<T>> kept_;
 };
+
+// Empties `buffer` for its next user, and frees its storage when it grew beyond `keep` bytes (so
+// that a spare holds only small buffers).
+inline void clear_bounded(std::string* buffer, size_t keep) {
+  if (buffer->capacity() > keep) std::string().swap(*buffer);
+  buffer->clear();
+}
 
 }  // namespace fulcrum::base

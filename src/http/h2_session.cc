@@ -50,8 +50,7 @@ struct H2ServerSession::Impl {
     bool deferred = false;  // nghttp2 waits for resume_data
 
     void reuse() {
-      if (bytes.capacity() > kMaxSpareBuffer) std::string().swap(bytes);
-      bytes.clear();
+      base::clear_bounded(&bytes, kMaxSpareBuffer);
       offset = 0;
       end = deferred = false;
     }

@@ -31,11 +31,6 @@ constexpr size_t kMaxClientOut = 256 * 1024;
 constexpr size_t kSpareStreams = 16;
 constexpr size_t kMaxSpareBuffer = 16 * 1024;
 
-void trim(std::string* buffer) {
-  if (buffer->capacity() > kMaxSpareBuffer) std::string().swap(*buffer);
-  buffer->clear();
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return (x | 0x20) == (y | 0x20);
@@ -64,9 +59,9 @@ struct Http2Session::H2Stream final : UpstreamOwner {
     attempts = 0;
     method = http::Method::kGet;
     framing = http::Framing::kNone;
-    trim(&request_head);
-    trim(&upstream_out);
-    trim(&upstream_in);
+    base::clear_bounded(&request_head, kMaxSpareBuffer);
+    base::clear_bounded(&upstream_out, kMaxSpareBuffer);
+    base::clear_bounded(&upstream_in, kMaxSpareBuffer);
     upstream_in_used = 0;
     parser.reset();
     upstream = nullptr;

@@ -94,5 +94,17 @@ TEST(Spares, KeepsAtMostTheLimitAndHandsThemBack) {
   EXPECT_EQ(spares.size(), 0u);
 }
 
+TEST(ClearBounded, KeepsSmallBuffersAndFreesLargeOnes) {
+  std::string small(100, 'x');
+  const size_t small_capacity = small.capacity();
+  clear_bounded(&small, 1024);
+  EXPECT_TRUE(small.empty());
+  EXPECT_EQ(small.capacity(), small_capacity);
+  std::string large(100000, 'x');
+  clear_bounded(&large, 1024);
+  EXPECT_TRUE(large.empty());
+  EXPECT_LE(large.capacity(), 1024u);
+}
+
 }  // namespace
 }  // namespace fulcrum::base
