@@ -29,7 +29,6 @@ class IdMap {
     auto it = lower(id);
     return it != entries_.end() && it->id == id ? &it->value : nullptr;
   }
-  const Value* find(Id id) const { return const_cast<IdMap*>(this)->find(id); }
 
   // The value of `id`, inserted (value-initialized) when absent.
   Value& operator[](Id id) {
@@ -56,12 +55,9 @@ class IdMap {
 
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
-  void clear() { entries_.clear(); }
   // In id order. Inserting or erasing invalidates iterators.
   auto begin() { return entries_.begin(); }
   auto end() { return entries_.end(); }
-  auto begin() const { return entries_.begin(); }
-  auto end() const { return entries_.end(); }
 
  private:
   typename std::vector<Entry>::iterator lower(Id id) {
