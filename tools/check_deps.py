@@ -20,7 +20,7 @@ ALLOWED = {
     "health": {"base", "net", "http", "tls", "snapshot"},
     "l4": {"base", "net", "balance", "snapshot"},
     "l7": {"base", "net", "http", "tls", "balance", "snapshot"},
-    "store": {"base"},
+    "store": {"base", "net"},  # net: the etcd store runs on the control loop
     "api": {"base", "config", "store", "http", "snapshot", "net", "balance"},
     "metrics": {"base", "store"},
     "metering": {"base", "store"},

@@ -29,9 +29,22 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", options.token_file,
                  "file holding the admin token (default: <data-dir>/admin.token, created)")
       ->check(CLI::ExistingFile);
-  app.add_option("--store", options.store, "configuration store: sqlite")
-      ->check(CLI::IsMember({"sqlite"}))
+  app.add_option("--store", options.store,
+                 "configuration store: sqlite (this node alone, in --data-dir) or "
+                 "etcd://HOST:PORT[,HOST:PORT...] (cluster mode; http:// or https:// per endpoint)")
       ->capture_default_str();
+  app.add_option("--reader-token-file", options.reader_token_file,
+                 "file holding the reader token (default: <data-dir>/reader.token, created)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-cacert", options.etcd_cacert, "CA certificate (PEM) of the etcd members")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-cert", options.etcd_cert, "client certificate (PEM) for etcd")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-key", options.etcd_key, "client key (PEM) for etcd")
+      ->check(CLI::ExistingFile);
+  app.add_option("--etcd-user", options.etcd_user, "etcd user name (with --etcd-password-file)");
+  app.add_option("--etcd-password-file", options.etcd_password_file,
+                 "file holding the etcd user's password");
   app.add_option("--node", options.node, "this node's name (default: the host name)");
   app.add_option("--zone", options.zone, "this node's zone");
   app.add_option("-w,--workers", options.workers, "worker threads (default: one per CPU)")
@@ -71,6 +84,12 @@ int main(int argc, char** argv) {
   if (options.node.empty()) {
     char host[256] = {};
     if (gethostname(host, sizeof host - 1) == 0) options.node = host;
+  }
+  if (options.store != "sqlite" && options.store.rfind("etcd://", 0) != 0) {
+    std::fprintf(stderr,
+                 "fulcrumd: --store: must be sqlite or etcd://HOST:PORT[,HOST:PORT...], not '%s'\n",
+                 options.store.c_str());
+    return 2;
   }
   server::Server server(options);
   if (auto st = server.start(); !st.ok()) {

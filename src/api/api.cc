@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <ctime>
+#include <functional>
+#include <optional>
 #include <set>
 
 #include "base/hash.h"
@@ -53,6 +56,8 @@ enum Handler : int {
   kApply,
   kConfig,
   kStatus,
+  kNodeList,
+  kNodeDelete,
   kMetrics,
   kHealthz,
   kReadyz,
@@ -77,6 +82,18 @@ struct Stop {
 }
 [[noreturn]] void invalid(std::string message, std::string_view field = {}) {
   stop(400, "InvalidParameter", message, field);
+}
+
+// "2026-12-07T18:00:00.123Z"
+std::string rfc3339(int64_t unix_ms) {
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(unix_ms % 1000));
+  return buf;
 }
 
 Response json_response(int status, const json& body) {
@@ -286,6 +303,8 @@ Router make_router() {
   add("POST", "/v1/apply", Role::kAdmin, "Apply a whole document atomically", kApply);
   add("GET", "/v1/config", Role::kReader, "The whole running document", kConfig);
   add("GET", "/v1/status", Role::kReader, "Node, store and active generation", kStatus);
+  add("GET", "/v1/nodes", Role::kReader, "Every node of the cluster", kNodeList);
+  add("DELETE", "/v1/nodes/{node}", Role::kAdmin, "Forget a node that is down", kNodeDelete);
   add("GET", "/metrics", Role::kReader, "Prometheus metrics", kMetrics);
   add("GET", "/healthz", Role::kNone, "Liveness", kHealthz);
   add("GET", "/readyz", Role::kNone, "Readiness", kReadyz);
@@ -296,6 +315,8 @@ struct Api::Call {
   Request request;
   Params params;
   Role role = Role::kNone;
+  // While a mutation's edit runs: the document it edits (the running one, or a fresher one).
+  const config::Config* current = nullptr;
 
   const std::string& param(const char* name) const {
     for (const auto& [k, v] : params) {
@@ -343,89 +364,107 @@ void Api::handle(Request request, Respond respond) {
     });
     return;
   }
-  Call call{std::move(request), std::move(m.params), role};
+  auto call = std::make_shared<Call>(Call{std::move(request), std::move(m.params), role, nullptr});
   const int handler = m.route->handler;
+  // Every answer says which store revision this node serves (reads answer from its copy).
+  Respond answer = [this, respond = std::move(respond), call, handler](Response response) {
+    response.headers.emplace_back("Fulcrum-Revision", std::to_string(control_.revision()));
+    if (handler != kHealthz && handler != kReadyz && call->request.method != "GET") {
+      FLOG_INFO("admin API: {} {} from {} -> {}", call->request.method, call->request.path,
+                call->request.peer, response.status);
+    }
+    respond(std::move(response));
+  };
   Response response;
   try {
-    response = dispatch(call);
+    if (handler == kApply) return apply_document(call, std::move(answer));
+    if (handler == kNodeDelete) return forget_node(call, std::move(answer));
+    if (call->request.method != "GET") return mutate(call, std::move(answer));
+    response = dispatch(*call);
   } catch (const Stop& s) {
     response = s.response;
   } catch (const std::exception& e) {
-    FLOG_ERROR("admin API: {} {}: {}", call.request.method, call.request.path, e.what());
+    FLOG_ERROR("admin API: {} {}: {}", call->request.method, call->request.path, e.what());
     response = error_response(500, "Internal", "internal error");
   }
-  if (handler != kHealthz && handler != kReadyz && call.request.method != "GET") {
-    FLOG_INFO("admin API: {} {} from {} -> {}", call.request.method, call.request.path,
-              call.request.peer, response.status);
-  }
-  respond(std::move(response));
+  answer(std::move(response));
 }
 
 namespace {
 
-// The working state of one mutation: the whole document as JSON, changed in place, then decoded
-// and applied as one unit.
+// Maps a document path in an error to the body the request sent: "weight" for a single object,
+// "[i].weight" for a list, else relative to the object the request named.
+struct FieldMap {
+  std::string prefix;
+  std::string list;
+  size_t first = 0;
+  bool single = false;
+
+  std::string operator()(const std::string& path) const {
+    if (!list.empty() && path.size() > list.size() + 1 && path.compare(0, list.size(), list) == 0 &&
+        path[list.size()] == '[') {
+      size_t close = path.find(']', list.size());
+      if (close != std::string::npos) {
+        size_t index = std::stoul(path.substr(list.size() + 1, close - list.size() - 1));
+        if (index >= first) {
+          std::string rest = path.substr(close + 1);
+          if (single) return rest.empty() ? "" : rest.substr(1);
+          return "[" + std::to_string(index - first) + "]" + rest;
+        }
+      }
+    }
+    return relative(path, prefix);
+  }
+};
+
+// How a mutation's edit ends: the decoded next document, and how to answer once it is applied.
+struct Committed {
+  config::Config next;
+  std::function<Response()> answer;
+  FieldMap fields;
+};
+
+// The working state of one mutation: the whole document as JSON, changed in place, then decoded.
+// commit() ends the edit by throwing Committed (or Stop when the result is invalid); the node then
+// applies it, possibly running the edit again on a fresher document.
 class Mutation {
  public:
-  Mutation(Control& control, std::string error_prefix)
-      : control_(control), prefix_(std::move(error_prefix)) {
-    doc_ = json::parse(config::encode_json(control.config(), config::Secrets::kInclude));
+  Mutation(const config::Config& current, std::string error_prefix) {
+    fields_.prefix = std::move(error_prefix);
+    doc_ = json::parse(config::encode_json(current, config::Secrets::kInclude));
   }
 
   json& doc() { return doc_; }
-  void set_prefix(std::string p) { prefix_ = std::move(p); }
+  void set_prefix(std::string p) { fields_.prefix = std::move(p); }
   // The request sent items for the list at document path `list` (".../backends"), appended from
   // index `first`: errors inside them are named relative to the body — "weight" for a single
   // object, "[i].weight" for a list.
   void set_list_prefix(std::string list, size_t first, bool single) {
-    list_ = std::move(list);
-    first_ = first;
-    single_ = single;
+    fields_.list = std::move(list);
+    fields_.first = first;
+    fields_.single = single;
   }
 
-  // Decodes, validates and applies; throws Stop with the right status on any refusal.
-  config::Config commit(bool dry_run = false) {
+  // Decodes and validates (Stop with 400/409 on a broken rule), then ends the edit; `answer`
+  // builds the response once the change runs.
+  [[noreturn]] void commit(std::function<Response()> answer) {
     auto decoded = config::decode_json(doc_.dump());
     if (!decoded.ok()) {
       const base::Error& e = decoded.error();
-      if (is_conflict_message(e.message)) conflict(e.message, field(e.field));
-      invalid(e.message, field(e.field));
+      if (is_conflict_message(e.message)) conflict(e.message, fields_(e.field));
+      invalid(e.message, fields_(e.field));
     }
-    ApplyOutcome out = control_.apply(*decoded, dry_run);
-    if (out.refusal != Refusal::kNone) {
-      stop(refusal_status(out.refusal), refusal_code(out.refusal), out.error.message,
-           field(out.error.field));
-    }
-    revision_ = out.revision;
-    return std::move(*decoded);
+    throw Committed{std::move(*decoded), std::move(answer), fields_};
   }
-  int64_t revision() const { return revision_; }
 
  private:
-  std::string field(const std::string& path) const {
-    if (!list_.empty() && path.size() > list_.size() + 1 &&
-        path.compare(0, list_.size(), list_) == 0 && path[list_.size()] == '[') {
-      size_t close = path.find(']', list_.size());
-      if (close != std::string::npos) {
-        size_t index = std::stoul(path.substr(list_.size() + 1, close - list_.size() - 1));
-        if (index >= first_) {
-          std::string rest = path.substr(close + 1);
-          if (single_) return rest.empty() ? "" : rest.substr(1);
-          return "[" + std::to_string(index - first_) + "]" + rest;
-        }
-      }
-    }
-    return relative(path, prefix_);
-  }
-
-  Control& control_;
-  std::string prefix_;
-  std::string list_;
-  size_t first_ = 0;
-  bool single_ = false;
+  FieldMap fields_;
   json doc_;
-  int64_t revision_ = 0;
 };
+
+Response no_content() {
+  return Response{204, "application/json", "", {}};
+}
 
 // The public (key-less) JSON of the running document.
 json public_doc(const Control& control) {
@@ -437,6 +476,62 @@ std::string lb_path(int64_t i) {
 }
 
 }  // namespace
+
+// A change of one resource: the route's handler edits the document it is given (running it again
+// on a fresher document if another node's write got in first) and the node applies the result.
+void Api::mutate(std::shared_ptr<Call> call, Respond respond) {
+  struct State {
+    std::optional<Response> refused;
+    std::function<Response()> answer;
+    FieldMap fields;
+  };
+  auto state = std::make_shared<State>();
+  Edit edit = [this, call, state](const config::Config& current) -> std::optional<config::Config> {
+    call->current = &current;
+    try {
+      Response r = dispatch(*call);  // a handler that returns has nothing to change
+      state->refused = std::move(r);
+    } catch (Committed& c) {
+      call->current = nullptr;
+      state->answer = std::move(c.answer);
+      state->fields = std::move(c.fields);
+      state->refused.reset();
+      return std::move(c.next);
+    } catch (const Stop& s) {
+      state->refused = s.response;
+    } catch (const std::exception& e) {
+      FLOG_ERROR("admin API: {} {}: {}", call->request.method, call->request.path, e.what());
+      state->refused = error_response(500, "Internal", "internal error");
+    }
+    call->current = nullptr;
+    return std::nullopt;
+  };
+  control_.change(
+      std::move(edit), /*dry_run=*/false, EditKind::kResource,
+      [state, respond = std::move(respond)](ApplyOutcome out) {
+        if (out.edit_refused) {
+          return respond(state->refused ? *state->refused
+                                        : error_response(500, "Internal", "no answer"));
+        }
+        if (out.refusal != Refusal::kNone) {
+          return respond(error_response(refusal_status(out.refusal), refusal_code(out.refusal),
+                                        out.error.message, state->fields(out.error.field)));
+        }
+        try {
+          respond(state->answer());
+        } catch (const Stop& s) {
+          respond(s.response);
+        }
+      });
+}
+
+void Api::forget_node(std::shared_ptr<Call> call, Respond respond) {
+  control_.forget_node(call->param("node"), [respond](int status, base::Error error) {
+    if (status == 204) return respond(no_content());
+    const char* code = status == 404 ? "NotFound" : status == 409 ? "Conflict" : "StoreUnavailable";
+    respond(error_response(status, code, error.message, error.field));
+  });
+}
 
 Response Api::dispatch(Call& call) {
   const Request& req = call.request;
@@ -469,9 +564,10 @@ Response Api::dispatch(Call& call) {
     return i;
   };
   auto ix = [](int64_t i) { return static_cast<size_t>(i); };
-  auto fresh_lb = [this, &call]() -> json {
+  // The load balancer as it runs after the change.
+  auto fresh_lb = [this](const std::string& name) -> json {
     json d = public_doc(control_);
-    int64_t i = index_of(d["loadbalancers"], "name", call.param("lb"));
+    int64_t i = index_of(d["loadbalancers"], "name", name);
     return i < 0 ? json::object() : d["loadbalancers"][static_cast<size_t>(i)];
   };
 
@@ -486,7 +582,12 @@ Response Api::dispatch(Call& call) {
       NodeStatus s = control_.status();
       return json_response(200, {{"node", s.node},
                                  {"zone", s.zone},
-                                 {"store", s.store},
+                                 {"store",
+                                  {{"kind", s.store.kind},
+                                   {"endpoints", s.store.endpoints},
+                                   {"revision", s.revision},
+                                   {"reachable", s.store.reachable}}},
+                                 {"config_source", s.config_source},
                                  {"revision", s.revision},
                                  {"generation", s.generation},
                                  {"workers", s.workers},
@@ -495,6 +596,22 @@ Response Api::dispatch(Call& call) {
     }
     case kConfig:
       return json_response(200, public_doc(control_));
+    case kNodeDelete:  // handled by handle()
+      break;
+    case kNodeList: {
+      json nodes = json::array();
+      for (const NodeView& n : control_.nodes()) {
+        nodes.push_back({{"name", n.name},
+                         {"zone", n.zone},
+                         {"admin", n.admin},
+                         {"state", n.up ? "up" : "down"},
+                         {"revision", n.revision},
+                         {"generation", n.generation},
+                         {"last_seen", rfc3339(n.last_seen_unix_ms)},
+                         {"last_seen_unix_ms", n.last_seen_unix_ms}});
+      }
+      return json_response(200, {{"nodes", nodes}});
+    }
 
     // --- Load balancers ---------------------------------------------------------------------
     case kLbList:
@@ -505,7 +622,7 @@ Response Api::dispatch(Call& call) {
     }
     case kLbCreate: {
       json b = object_body();
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       json& lbs = array_at(m.doc(), "loadbalancers");
       if (b.contains("name") && b["name"].is_string() &&
           index_of(lbs, "name", b["name"].get<std::string>()) >= 0) {
@@ -513,27 +630,24 @@ Response Api::dispatch(Call& call) {
       }
       m.set_prefix(lb_path(static_cast<int64_t>(lbs.size())));
       lbs.push_back(b);
-      config::Config next = m.commit();
-      call.params = {{"lb", b.value("name", "")}};
-      return json_response(201, fresh_lb());
+      m.commit(
+          [fresh_lb, name = b.value("name", "")] { return json_response(201, fresh_lb(name)); });
     }
     case kLbPatch: {
       json b = object_body();
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       int64_t i = find_lb(m.doc());
       json& lb = m.doc()["loadbalancers"][ix(i)];
       if (b.contains("name") && b["name"] != lb["name"]) invalid("cannot be changed", "name");
       m.set_prefix(lb_path(i));
       lb.merge_patch(b);
-      m.commit();
-      return json_response(200, fresh_lb());
+      m.commit([fresh_lb, name = call.param("lb")] { return json_response(200, fresh_lb(name)); });
     }
     case kLbDelete: {
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       int64_t i = find_lb(m.doc());
       m.doc()["loadbalancers"].erase(ix(i));
-      m.commit();
-      return Response{204, "application/json", "", {}};
+      m.commit(no_content);
     }
 
     // --- Server groups and backends -----------------------------------------------------------
@@ -553,7 +667,7 @@ Response Api::dispatch(Call& call) {
     case kBackendsAdd:
     case kBackendsReplace:
     case kBackendDelete: {
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       int64_t li = find_lb(m.doc());
       json& lb = m.doc()["loadbalancers"][ix(li)];
       json& groups = array_at(lb, "server_groups");
@@ -589,8 +703,7 @@ Response Api::dispatch(Call& call) {
             }
           }
           groups.erase(ix(gi));
-          m.commit();
-          return Response{204, "application/json", "", {}};
+          m.commit(no_content);
         } else if (h == kBackendDelete) {
           std::string address;
           int64_t port = 0;
@@ -601,8 +714,7 @@ Response Api::dispatch(Call& call) {
           int64_t bi = backend_index(backends, address, port);
           if (bi < 0) not_found("backend", call.param("backend"));
           backends.erase(ix(bi));
-          m.commit();
-          return Response{204, "application/json", "", {}};
+          m.commit(no_content);
         } else {
           json b = body();
           json& backends = array_at(g, "backends");
@@ -627,11 +739,12 @@ Response Api::dispatch(Call& call) {
           }
         }
       }
-      m.commit();
-      json d = public_doc(control_);
-      json& nlb = d["loadbalancers"][ix(find_lb(d))];
-      int64_t gi = index_of(nlb["server_groups"], "name", group_name);
-      return json_response(status, gi < 0 ? json::object() : nlb["server_groups"][ix(gi)]);
+      m.commit([fresh_lb, lb_name = call.param("lb"), group_name, status] {
+        json nlb = fresh_lb(lb_name);
+        int64_t gi = index_of(nlb["server_groups"], "name", group_name);
+        return json_response(
+            status, gi < 0 ? json::object() : nlb["server_groups"][static_cast<size_t>(gi)]);
+      });
     }
 
     // --- Listeners and rules ------------------------------------------------------------------
@@ -657,7 +770,7 @@ Response Api::dispatch(Call& call) {
     case kLsStop:
     case kRuleCreate:
     case kRuleDelete: {
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       int64_t li = find_lb(m.doc());
       json& lb = m.doc()["loadbalancers"][ix(li)];
       json& listeners = array_at(lb, "listeners");
@@ -687,8 +800,7 @@ Response Api::dispatch(Call& call) {
           l.merge_patch(b);
         } else if (h == kLsDelete) {
           listeners.erase(ix(i));
-          m.commit();
-          return Response{204, "application/json", "", {}};
+          m.commit(no_content);
         } else if (h == kLsStart || h == kLsStop) {
           l["status"] = h == kLsStart ? "running" : "stopped";
         } else if (h == kRuleCreate) {
@@ -706,17 +818,16 @@ Response Api::dispatch(Call& call) {
           int64_t ri = index_of(rules, "name", call.param("rule"));
           if (ri < 0) not_found("rule", call.param("rule"));
           rules.erase(ix(ri));
-          m.commit();
-          return Response{204, "application/json", "", {}};
+          m.commit(no_content);
         }
       }
-      m.commit();
-      json d = public_doc(control_);
-      json& nlb = d["loadbalancers"][ix(find_lb(d))];
-      int64_t i = listener_index(nlb["listeners"], id);
-      json out = i < 0 ? json::object() : nlb["listeners"][ix(i)];
-      if (h == kRuleCreate) out = out.value("rules", json::array()).back();
-      return json_response(status, out);
+      m.commit([fresh_lb, lb_name = call.param("lb"), id, status, rule = h == kRuleCreate] {
+        json nlb = fresh_lb(lb_name);
+        int64_t i = listener_index(nlb["listeners"], id);
+        json out = i < 0 ? json::object() : nlb["listeners"][static_cast<size_t>(i)];
+        if (rule) out = out.value("rules", json::array()).back();
+        return json_response(status, out);
+      });
     }
 
     // --- Certificates and ACLs ----------------------------------------------------------------
@@ -739,7 +850,7 @@ Response Api::dispatch(Call& call) {
       const bool cert = h == kCertCreate;
       const char* key = cert ? "certificates" : "acls";
       json b = object_body();
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       json& list = array_at(m.doc(), key);
       std::string name = b.value("name", "");
       if (!name.empty() && index_of(list, "name", name) >= 0) {
@@ -747,17 +858,18 @@ Response Api::dispatch(Call& call) {
       }
       m.set_prefix(std::string(key) + "[" + std::to_string(list.size()) + "]");
       list.push_back(b);
-      m.commit();
-      json d = public_doc(control_);
-      int64_t i = index_of(d[key], "name", name);
-      return json_response(201, i < 0 ? json::object() : d[key][ix(i)]);
+      m.commit([this, key, name] {
+        json d = public_doc(control_);
+        int64_t i = index_of(d[key], "name", name);
+        return json_response(201, i < 0 ? json::object() : d[key][static_cast<size_t>(i)]);
+      });
     }
     case kCertDelete:
     case kAclDelete: {
       const bool cert = h == kCertDelete;
       const char* key = cert ? "certificates" : "acls";
       const std::string& name = call.param(cert ? "certificate" : "acl");
-      Mutation m(control_, "");
+      Mutation m(*call.current, "");
       json& list = array_at(m.doc(), key);
       int64_t i = index_of(list, "name", name);
       if (i < 0) not_found(cert ? "certificate" : "acl", name);
@@ -778,13 +890,12 @@ Response Api::dispatch(Call& call) {
         }
       }
       list.erase(ix(i));
-      m.commit();
-      return Response{204, "application/json", "", {}};
+      m.commit(no_content);
     }
 
     // --- Whole documents, health, explain -----------------------------------------------------
-    case kApply:
-      return apply_document(call);
+    case kApply:  // handled by handle(), never dispatched
+      break;
     case kHealth:
       return health(call);
     case kExplain:
@@ -793,8 +904,8 @@ Response Api::dispatch(Call& call) {
   return error_response(500, "Internal", "unhandled route");
 }
 
-Response Api::apply_document(Call& call) {
-  const Request& req = call.request;
+void Api::apply_document(std::shared_ptr<Call> call, Respond respond) {
+  const Request& req = call->request;
   std::string flag;
   bool dry_run = query_param(req.query, "dry_run", &flag) && (flag == "true" || flag == "1");
   base::Result<config::Config> decoded = base::Error::internal("no body");
@@ -811,29 +922,37 @@ Response Api::apply_document(Call& call) {
     if (is_conflict_message(e.message)) conflict(e.message, e.field);
     invalid(e.message, e.field);
   }
-  const auto before = config::to_store(control_.config());
-  const auto after = config::to_store(*decoded);
-  json changes = json::array();
-  for (const auto& [key, value] : after) {
-    auto it = before.find(key);
-    if (it == before.end()) {
-      changes.push_back({{"op", "create"}, {"key", key}});
-    } else if (it->second != value) {
-      changes.push_back({{"op", "update"}, {"key", key}});
+  auto changes = std::make_shared<json>(json::array());
+  // What the document changes, against the document it is applied to.
+  Edit edit = [next = std::move(*decoded), changes](const config::Config& current) {
+    const auto before = config::to_store(current);
+    const auto after = config::to_store(next);
+    *changes = json::array();
+    for (const auto& [key, value] : after) {
+      auto it = before.find(key);
+      if (it == before.end()) {
+        changes->push_back({{"op", "create"}, {"key", key}});
+      } else if (it->second != value) {
+        changes->push_back({{"op", "update"}, {"key", key}});
+      }
     }
-  }
-  for (const auto& [key, value] : before) {
-    if (!after.count(key)) changes.push_back({{"op", "delete"}, {"key", key}});
-  }
-  ApplyOutcome out = control_.apply(*decoded, dry_run);
-  if (out.refusal != Refusal::kNone) {
-    stop(refusal_status(out.refusal), refusal_code(out.refusal), out.error.message,
-         out.error.field);
-  }
-  return json_response(200, {{"dry_run", dry_run},
-                             {"changes", changes},
-                             {"revision", out.revision},
-                             {"generation", out.generation}});
+    for (const auto& [key, value] : before) {
+      if (!after.count(key)) changes->push_back({{"op", "delete"}, {"key", key}});
+    }
+    return std::optional<config::Config>(next);
+  };
+  control_.change(
+      std::move(edit), dry_run, EditKind::kDocument,
+      [dry_run, changes, respond = std::move(respond)](ApplyOutcome out) {
+        if (out.refusal != Refusal::kNone) {
+          return respond(error_response(refusal_status(out.refusal), refusal_code(out.refusal),
+                                        out.error.message, out.error.field));
+        }
+        respond(json_response(200, {{"dry_run", dry_run},
+                                    {"changes", *changes},
+                                    {"revision", out.revision},
+                                    {"generation", out.generation}}));
+      });
 }
 
 namespace {

@@ -26,7 +26,9 @@ class Api {
  private:
   struct Call;
   Response dispatch(Call& call);
-  Response apply_document(Call& call);
+  void mutate(std::shared_ptr<Call> call, Respond respond);
+  void apply_document(std::shared_ptr<Call> call, Respond respond);
+  void forget_node(std::shared_ptr<Call> call, Respond respond);
   Response health(Call& call);
   Response explain(Call& call);
 

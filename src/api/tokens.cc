@@ -101,7 +101,8 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
 }
 
 base::Result<Tokens> load_or_create_tokens(const std::string& data_dir,
-                                           const std::string& token_file) {
+                                           const std::string& token_file,
+                                           const std::string& reader_token_file) {
   Tokens tokens;
   bool created = false;
   if (!token_file.empty()) {
@@ -115,7 +116,8 @@ base::Result<Tokens> load_or_create_tokens(const std::string& data_dir,
     if (!admin.ok()) return admin.take_error();
     tokens.admin = std::move(*admin);
   }
-  auto reader = read_or_create(data_dir + "/reader.token", &created);
+  auto reader = reader_token_file.empty() ? read_or_create(data_dir + "/reader.token", &created)
+                                          : read_token(reader_token_file);
   if (!reader.ok()) return reader.take_error();
   tokens.reader = std::move(*reader);
   if (constant_time_equal(tokens.admin, tokens.reader)) {

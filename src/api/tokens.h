@@ -19,9 +19,11 @@ struct Tokens {
 
 // Reads the admin token from `token_file` when given (it must exist), else from
 // `<data_dir>/admin.token`, creating it when missing; the reader token likewise from
-// `<data_dir>/reader.token`. `data_dir` must exist.
+// `reader_token_file` when given, else `<data_dir>/reader.token`. `data_dir` must exist. The nodes
+// of a cluster are started with the same two files, so a token works on every node.
 base::Result<Tokens> load_or_create_tokens(const std::string& data_dir,
-                                           const std::string& token_file);
+                                           const std::string& token_file,
+                                           const std::string& reader_token_file = {});
 
 // The role an "Authorization: Bearer <token>" header value grants: kAdmin, kReader, or kNone
 // (missing, malformed or unknown token). Constant time in the token's content.

@@ -21,12 +21,15 @@
 #include "api/tokens.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
+#include "cluster/follower.h"
 #include "config/compile.h"
 #include "config/json.h"
 #include "config/yaml.h"
 #include "health/monitor.h"
 #include "net/socket.h"
 #include "server/metrics_collector.h"
+#include "store/etcd_store.h"
 #include "store/store.h"
 
 namespace fulcrum::server {
@@ -38,6 +41,30 @@ constexpr int kListenBacklog = 4096;
 constexpr int kUdpSocketBuffer = 4 << 20;
 constexpr int64_t kPublishWaitMs = 5000;  // a worker that does not ack by then is stuck
 constexpr int64_t kDrainPollMs = 100;     // how often the control loop looks at draining workers
+constexpr int kMaxChangeAttempts = 64;    // conflicting writes of other nodes before giving up
+constexpr int64_t kStoreCheckMs = 1000;   // cluster mode: cache → store, node record upkeep
+
+// The operations that turn the key set `before` into `after`.
+std::vector<store::Op> diff_ops(const std::map<std::string, std::string>& before,
+                                const std::map<std::string, std::string>& after) {
+  std::vector<store::Op> ops;
+  for (const auto& [key, value] : after) {
+    auto it = before.find(key);
+    if (it == before.end() || it->second != value) ops.push_back(store::Op::put(key, value));
+  }
+  for (const auto& [key, value] : before) {
+    if (!after.count(key)) ops.push_back(store::Op::del(key));
+  }
+  return ops;
+}
+
+// The keys whose value (or presence) differs between a and b.
+std::vector<std::string> changed_keys(const std::map<std::string, std::string>& a,
+                                      const std::map<std::string, std::string>& b) {
+  std::vector<std::string> out;
+  for (const auto& op : diff_ops(a, b)) out.push_back(op.key);
+  return out;
+}
 
 // Counts acknowledgements from worker threads. [any]
 class Latch {
@@ -135,13 +162,15 @@ base::Status Server::start() {
     if (out.refusal != api::Refusal::kNone) return out.error;
   }
   if (auto st = start_api(); !st.ok()) return st;
+  if (etcd_) start_cluster();
   ready_ = true;
   return {};
 }
 
 base::Status Server::open_store() {
+  if (options_.store.rfind("etcd://", 0) == 0) return open_etcd();
   if (options_.store != "sqlite") {
-    return base::Error::config("--store", "only the embedded sqlite store is in this build");
+    return base::Error::config("--store", "must be sqlite or etcd://HOST:PORT[,HOST:PORT...]");
   }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
@@ -171,11 +200,236 @@ base::Status Server::open_store() {
   return {};
 }
 
+namespace {
+
+base::Result<std::string> read_secret_file(const std::string& path, const char* flag) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return base::Error::config(flag, "cannot read " + path + ": " + std::strerror(errno));
+  char buf[4096];
+  size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  std::string text(buf, n);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.empty()) return base::Error::config(flag, path + " is empty");
+  return text;
+}
+
+}  // namespace
+
+// Cluster mode. The configuration is read from etcd, waiting up to etcd_start_wait_ms for it;
+// when etcd cannot be reached the last known good configuration of this node's data dir runs
+// instead (and the follower catches up once etcd answers). Shared secrets likewise.
+base::Status Server::open_etcd() {
+  auto endpoints = store::parse_etcd_endpoints(options_.store);
+  if (!endpoints.ok()) return base::Error::config("--store", endpoints.error().message);
+  store::EtcdOptions eo;
+  eo.endpoints = std::move(*endpoints);
+  eo.cacert = options_.etcd_cacert;
+  eo.cert = options_.etcd_cert;
+  eo.key = options_.etcd_key;
+  eo.user = options_.etcd_user;
+  if (!options_.etcd_user.empty()) {
+    if (options_.etcd_password_file.empty()) {
+      return base::Error::config("--etcd-password-file", "required with --etcd-user");
+    }
+    auto pw = read_secret_file(options_.etcd_password_file, "--etcd-password-file");
+    if (!pw.ok()) return pw.take_error();
+    eo.password = std::move(*pw);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options_.data_dir, ec);
+  if (ec) {
+    return base::Error::system(
+        ec.value(), "cannot create the data directory " + options_.data_dir + ": " + ec.message());
+  }
+  ::chmod(options_.data_dir.c_str(), 0700);
+  cache_path_ = options_.data_dir + "/cluster-cache.json";
+  auto opened = store::EtcdStore::open(*control_loop_, std::move(eo));
+  if (!opened.ok()) return base::Error::config("--store", opened.error().message);
+  etcd_ = opened->get();
+  store_ = std::move(*opened);
+
+  // Read the configuration, retrying until the deadline.
+  int64_t deadline = base::monotonic_ms() + options_.etcd_start_wait_ms;
+  base::Result<store::RangeResult> all = base::Error::internal("not read");
+  for (;;) {
+    all = store_->range("/fulcrum/");
+    if (all.ok()) break;
+    const std::string& why = all.error().message;
+    // etcd answered and refused (credentials, TLS): waiting does not help.
+    bool refused = why.find("refused") != std::string::npos &&
+                   why.find("Connection refused") == std::string::npos &&
+                   why.find("Failed to connect") == std::string::npos;
+    if (refused || base::monotonic_ms() >= deadline) break;
+    FLOG_INFO("waiting for etcd at {}: {}", store_->describe(), why);
+    ::usleep(500 * 1000);
+  }
+  tls::TicketKey fresh_ticket = tls::TicketKey::random();
+  cluster::NodeRecord self;
+  self.name = options_.node;
+  self.zone = options_.zone;
+  self.started_ms = started_unix_ms_;
+  cluster_ = std::make_unique<cluster::Cluster>(*control_loop_, *etcd_, self);
+  std::map<std::string, std::string> kvs;
+  std::optional<cluster::Secrets> secrets;
+  if (all.ok()) {
+    for (auto& kv : all->kvs) kvs.emplace(std::move(kv.key), std::move(kv.value));
+    revision_ = all->revision;
+    auto loaded = cluster_->load_secrets_sync(sticky_secret_, fresh_ticket.to_bytes());
+    if (!loaded.ok()) {
+      return base::Error::config(
+          "--store", "cannot read the shared secrets from etcd: " + loaded.error().message);
+    }
+    secrets = *loaded;
+    FLOG_INFO("store {} at revision {}", store_->describe(), revision_);
+  } else {
+    auto cache = cluster::load_cache(cache_path_);
+    if (!cache.ok()) return base::Error::config("--store", cache.error().message);
+    if (!*cache) {
+      return base::Error::config(
+          "--store", "cannot reach etcd at " + store_->describe().substr(5) + " (waited " +
+                         std::to_string(options_.etcd_start_wait_ms / 1000) +
+                         " s): " + all.error().message + "; and there is no last known good " +
+                         "configuration in " + cache_path_);
+    }
+    kvs = std::move((*cache)->config);
+    revision_ = (*cache)->revision;
+    secrets = (*cache)->secrets;
+    config_source_ = "cache";
+    FLOG_WARN(
+        "etcd unreachable ({}): serving the last known good configuration (revision {}) from {}",
+        all.error().message, revision_, cache_path_);
+  }
+  if (secrets) {
+    sticky_secret_ = secrets->sticky;
+    tls_.tickets->install(tls::TicketKey::from_bytes(secrets->ticket_current),
+                          tls::TicketKey::from_bytes(secrets->ticket_previous));
+  }
+  if (!kvs.empty()) {
+    auto cfg = config::from_store(kvs);
+    if (!cfg.ok()) {
+      return base::Error::internal("the store " + store_->describe() +
+                                   " holds an invalid configuration: " + cfg.error().to_string());
+    }
+    config_ = std::move(*cfg);
+  }
+  follower_ = std::make_unique<cluster::Follower>(
+      *control_loop_, *store_, "/fulcrum/",
+      [this](const cluster::KeyMap& keys, int64_t rev) { follow(keys, rev); });
+  follower_->start(std::move(kvs), revision_);
+  FLOG_INFO("cluster mode: node {} zone {}, {} load balancers", options_.node,
+            options_.zone.empty() ? "-" : options_.zone, config_.loadbalancers.size());
+  return {};
+}
+
+void Server::start_cluster() {
+  cluster_->set_admin(api_server_ ? "http://" + api_server_->bound().to_string() : "");
+  cluster_->start(
+      [this](const cluster::Secrets& s) {
+        tls_.tickets->install(tls::TicketKey::from_bytes(s.ticket_current),
+                              tls::TicketKey::from_bytes(s.ticket_previous));
+        if (s.sticky != sticky_secret_) {
+          sticky_secret_ = s.sticky;
+          republish_health();
+        }
+        FLOG_INFO("cluster: shared TLS ticket keys installed");
+        save_cache();
+      },
+      [] { return tls::TicketKey::random().to_bytes(); });
+  cluster_->serving(revision_, generation_);
+  save_cache();
+  store_check_ = std::make_unique<net::Timer>(*control_loop_, &Server::on_store_check, this);
+  store_check_->arm_in(kStoreCheckMs);
+}
+
+void Server::on_store_check(void* self) {
+  auto* s = static_cast<Server*>(self);
+  s->store_check_->arm_in(kStoreCheckMs);
+  if (s->config_source_ == "cache" && s->store_->reachable()) {
+    s->config_source_ = "store";
+    FLOG_INFO("store: etcd reachable again; following from revision {}", s->revision_);
+  }
+}
+
+void Server::save_cache() {
+  if (!follower_ || !cluster_) return;
+  cluster::Cache c;
+  c.config = follower_->kvs();
+  c.revision = follower_->revision();
+  c.secrets = cluster::secrets_of(cluster_->cluster_kvs());
+  if (!c.secrets) {
+    cluster::Secrets mine;
+    mine.sticky = sticky_secret_;
+    mine.ticket_current = tls_.tickets->current().to_bytes();
+    mine.ticket_previous = mine.ticket_current;
+    c.secrets = mine;
+  }
+  if (auto st = cluster::save_cache(cache_path_, c); !st.ok()) {
+    FLOG_WARN("cannot save the last known good configuration: {}", st.error().message);
+  }
+}
+
+void Server::follow(const std::map<std::string, std::string>& kvs, int64_t revision) {
+  if (draining_) return;
+  auto cfg = config::from_store(kvs);
+  if (!cfg.ok()) {
+    FLOG_ERROR("store revision {} holds an invalid configuration, generation {} keeps running: {}",
+               revision, generation_, cfg.error().to_string());
+    return;
+  }
+  if (auto st = publish(*cfg); !st.ok()) {
+    FLOG_ERROR("store revision {} cannot run on this node, generation {} keeps running: {}",
+               revision, generation_, st.error().to_string());
+    return;
+  }
+  revision_ = revision;
+  FLOG_INFO("store revision {} applied (generation {})", revision_, generation_);
+  if (cluster_) cluster_->serving(revision_, generation_);
+  save_cache();
+}
+
+std::vector<api::NodeView> Server::nodes() const {
+  std::vector<api::NodeView> out;
+  if (!cluster_) {
+    api::NodeView me;
+    me.name = options_.node;
+    me.zone = options_.zone;
+    me.admin = api_server_ ? "http://" + api_server_->bound().to_string() : "";
+    me.up = true;
+    me.revision = revision_;
+    me.generation = generation_;
+    me.last_seen_unix_ms = base::wall_ms();
+    out.push_back(me);
+    return out;
+  }
+  for (const auto& r : cluster_->nodes()) {
+    out.push_back(
+        api::NodeView{r.name, r.zone, r.admin, r.up, r.revision, r.generation, r.last_seen_ms});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const api::NodeView& a, const api::NodeView& b) { return a.name < b.name; });
+  return out;
+}
+
+void Server::forget_node(const std::string& name,
+                         std::function<void(int status, base::Error error)> done) {
+  if (!cluster_) {
+    if (name == options_.node) {
+      return done(409, base::Error::config("node", "node '" + name + "' is this node"));
+    }
+    return done(404, base::Error::config("node", "node '" + name + "' not found"));
+  }
+  cluster_->forget(name, [done = std::move(done)](base::Status st, int status) {
+    done(status, st.ok() ? base::Error{} : st.error());
+  });
+}
+
 base::Status Server::start_api() {
   if (options_.admin == "off") return {};
   auto address = net::SocketAddress::parse(options_.admin);
   if (!address) return base::Error::config("--admin", "must be IP:PORT or off");
-  auto tokens = api::load_or_create_tokens(options_.data_dir, options_.token_file);
+  auto tokens = api::load_or_create_tokens(options_.data_dir, options_.token_file,
+                                           options_.reader_token_file);
   if (!tokens.ok()) return tokens.take_error();
   std::string token_path = tokens->admin_path;
   api_ = std::make_unique<api::Api>(*this, std::move(*tokens));
@@ -303,51 +557,57 @@ base::Status Server::publish(const config::Config& config, bool announce) {
   return {};
 }
 
+namespace {
+
+// A refusal of prepare(): which answer it gets.
+api::ApplyOutcome refused_by_prepare(base::Error e) {
+  api::ApplyOutcome out;
+  out.error = std::move(e);
+  if (out.error.sys_errno == EADDRINUSE) {
+    out.refusal = api::Refusal::kConflict;
+  } else if (out.error.sys_errno != 0) {
+    // e.g. an address this host does not have, a certificate that cannot be used
+    out.refusal = api::Refusal::kInvalid;
+  } else {
+    out.refusal = api::Refusal::kUnsupported;  // valid, but this build cannot serve it
+  }
+  return out;
+}
+
+api::ApplyOutcome unavailable(std::string message) {
+  api::ApplyOutcome out;
+  out.refusal = api::Refusal::kUnavailable;
+  out.error = base::Error::internal(std::move(message));
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> Server::stored_keys() const {
+  return follower_ ? follower_->kvs() : config::to_store(config_);
+}
+
+// Start-up only (the --config file): blocking store call, nothing else runs yet.
 api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
   api::ApplyOutcome out;
-  if (draining_) {
-    out.refusal = api::Refusal::kUnavailable;
-    out.error = base::Error::internal("the node is shutting down");
-    return out;
-  }
   auto p = prepare(next);
-  if (!p.ok()) {
-    out.error = p.take_error();
-    if (out.error.sys_errno == EADDRINUSE) {
-      out.refusal = api::Refusal::kConflict;
-    } else if (out.error.sys_errno != 0) {
-      // e.g. an address this host does not have, a certificate that cannot be used
-      out.refusal = api::Refusal::kInvalid;
-    } else {
-      out.refusal = api::Refusal::kUnsupported;  // valid, but this build cannot serve it
-    }
-    return out;
-  }
+  if (!p.ok()) return refused_by_prepare(p.take_error());
   if (dry_run) {
     out.revision = revision_;
     out.generation = generation_;
     return out;  // the fresh sockets close here
   }
   // The store write is the commit point: durable before any worker or client hears of it.
-  const auto before = config::to_store(config_);
-  const auto after = config::to_store(next);
-  std::vector<store::Op> ops;
-  for (const auto& [key, value] : after) {
-    auto it = before.find(key);
-    if (it == before.end() || it->second != value) ops.push_back(store::Op::put(key, value));
-  }
-  for (const auto& [key, value] : before) {
-    if (!after.count(key)) ops.push_back(store::Op::del(key));
-  }
+  std::vector<store::Op> ops = diff_ops(stored_keys(), config::to_store(next));
   if (!ops.empty()) {
-    auto rev = store_->txn(ops, revision_);
+    int64_t base = follower_ ? follower_->revision() : revision_;
+    auto rev = store_->txn(ops, base);
     if (!rev.ok()) {
-      out.refusal = api::Refusal::kUnavailable;
-      out.error = rev.take_error();
-      FLOG_ERROR("store write refused, nothing changed: {}", out.error.message);
-      return out;
+      FLOG_ERROR("store write refused, nothing changed: {}", rev.error().message);
+      return unavailable(rev.error().message);
     }
     revision_ = *rev;
+    if (follower_) follower_->committed(ops, *rev);
   }
   activate(std::move(*p), next, /*announce=*/true);
   out.revision = revision_;
@@ -355,11 +615,178 @@ api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
   return out;
 }
 
+struct Server::Change {
+  api::Edit edit;
+  bool dry_run = false;
+  api::EditKind kind = api::EditKind::kResource;
+  std::function<void(api::ApplyOutcome)> done;
+  int attempts = 0;
+  // kDocument: the keys the document changes, against the store copy it was first applied to.
+  bool have_base = false;
+  std::map<std::string, std::string> base_keys;
+  std::map<std::string, std::string> target_keys;
+};
+
+void Server::change(api::Edit edit, bool dry_run, api::EditKind kind,
+                    std::function<void(api::ApplyOutcome)> done) {
+  auto c = std::make_unique<Change>();
+  c->edit = std::move(edit);
+  c->dry_run = dry_run;
+  c->kind = kind;
+  c->done = std::move(done);
+  changes_.push_back(std::move(c));
+  if (!changing_) run_change();
+}
+
+// The change at the head of the queue: edit, prepare, commit (asynchronously), activate.
+void Server::run_change() {
+  if (changes_.empty()) {
+    changing_ = false;
+    return;
+  }
+  changing_ = true;
+  Change& c = *changes_.front();
+  if (draining_) return finish_change(unavailable("the node is shutting down"));
+  std::optional<config::Config> next = c.edit(config_);
+  if (!next) {
+    api::ApplyOutcome out;
+    out.edit_refused = true;
+    return finish_change(std::move(out));
+  }
+  auto p = prepare(*next);
+  if (!p.ok()) return finish_change(refused_by_prepare(p.take_error()));
+  if (c.dry_run) {
+    api::ApplyOutcome out;
+    out.revision = revision_;
+    out.generation = generation_;
+    return finish_change(std::move(out));
+  }
+  std::map<std::string, std::string> before = stored_keys();
+  std::map<std::string, std::string> after = config::to_store(*next);
+  if (c.kind == api::EditKind::kDocument && !c.have_base) {
+    c.have_base = true;
+    c.base_keys = before;
+    c.target_keys = after;
+  }
+  std::vector<store::Op> ops = diff_ops(before, after);
+  if (ops.empty()) {
+    // Nothing to store; the running generation may still differ (a refused follow): run it.
+    activate(std::move(*p), *next, /*announce=*/false);
+    api::ApplyOutcome out;
+    out.revision = revision_;
+    out.generation = generation_;
+    return finish_change(std::move(out));
+  }
+  int64_t base = follower_ ? follower_->revision() : revision_;
+  writing_ = true;
+  if (follower_) follower_->hold();
+  auto prepared = std::make_shared<Prepared>(std::move(*p));
+  auto next_config = std::make_shared<config::Config>(std::move(*next));
+  store_->txn_async(
+      ops, base, [this, ops, prepared, next_config](base::Result<int64_t> rev) mutable {
+        writing_ = false;
+        if (rev.ok()) {
+          committed(*rev, ops, std::move(*prepared), *next_config);
+          return;
+        }
+        prepared.reset();  // the fresh sockets close
+        if (follower_) follower_->release();
+        bool conflict = rev.error().message == store::kConflictMessage;
+        if (conflict && follower_ && changes_.front()->attempts < kMaxChangeAttempts) {
+          ++changes_.front()->attempts;
+          retry_change();
+        } else if (conflict) {
+          api::ApplyOutcome out;
+          out.refusal = api::Refusal::kConflict;
+          out.error =
+              base::Error::internal("the configuration kept changing under this write; try again");
+          finish_change(std::move(out));
+        } else {
+          FLOG_ERROR("store write refused, nothing changed: {}", rev.error().message);
+          finish_change(unavailable(rev.error().message));
+        }
+        if (health_pending_) republish_health();
+      });
+}
+
+void Server::committed(int64_t revision, const std::vector<store::Op>& ops, Prepared p,
+                       const config::Config& next) {
+  revision_ = revision;
+  if (follower_) follower_->committed(ops, revision);
+  activate(std::move(p), next, /*announce=*/true);
+  if (cluster_) cluster_->serving(revision_, generation_);
+  save_cache();
+  api::ApplyOutcome out;
+  out.revision = revision_;
+  out.generation = generation_;
+  finish_change(std::move(out));
+  if (follower_) follower_->release();  // later changes of other nodes run now
+  if (health_pending_) republish_health();
+}
+
+// Another node's write got in first: read the store again (which also runs what it holds), then
+// run the change on the fresher document. A whole document is replayed key by key when none of
+// the keys it changes was changed meanwhile; otherwise it is refused, naming the first such key.
+void Server::retry_change() {
+  follower_->refresh([this](base::Status st) {
+    if (!st.ok()) return finish_change(unavailable(st.error().message));
+    Change& c = *changes_.front();
+    if (c.kind == api::EditKind::kDocument && c.have_base) {
+      std::vector<std::string> mine = changed_keys(c.base_keys, c.target_keys);
+      std::vector<std::string> theirs = changed_keys(c.base_keys, follower_->kvs());
+      for (const auto& k : mine) {
+        if (std::find(theirs.begin(), theirs.end(), k) != theirs.end()) {
+          api::ApplyOutcome out;
+          out.refusal = api::Refusal::kConflict;
+          out.error = base::Error::internal(
+              k + " was changed by another writer since this document was read; read it again");
+          return finish_change(std::move(out));
+        }
+      }
+      std::map<std::string, std::string> merged = follower_->kvs();
+      for (const auto& op : diff_ops(c.base_keys, c.target_keys)) {
+        if (op.kind == store::Op::Kind::kPut) {
+          merged[op.key] = op.value;
+        } else {
+          merged.erase(op.key);
+        }
+      }
+      auto rebased = config::from_store(merged);
+      if (!rebased.ok()) {
+        api::ApplyOutcome out;
+        out.refusal = api::Refusal::kConflict;
+        out.error = base::Error::internal("cannot apply onto what another writer changed: " +
+                                          rebased.error().to_string());
+        return finish_change(std::move(out));
+      }
+      c.edit = [doc = std::move(*rebased)](const config::Config&) {
+        return std::optional<config::Config>(doc);
+      };
+      c.base_keys = follower_->kvs();
+      c.target_keys = merged;
+    }
+    run_change();
+  });
+}
+
+void Server::finish_change(api::ApplyOutcome out) {
+  std::unique_ptr<Change> c = std::move(changes_.front());
+  changes_.pop_front();
+  // The next change runs from the loop, not from inside this one's callbacks.
+  control_loop_->post([this] { run_change(); });
+  c->done(std::move(out));
+}
+
 api::NodeStatus Server::status() const {
   api::NodeStatus s;
   s.node = options_.node;
   s.zone = options_.zone;
-  s.store = store_ ? store_->describe() : "";
+  if (store_) {
+    s.store.kind = store_->kind();
+    s.store.endpoints = store_->endpoints();
+    s.store.reachable = store_->reachable();
+  }
+  s.config_source = config_source_;
   s.revision = revision_;
   s.generation = generation_;
   s.workers = static_cast<uint32_t>(workers_.size());
@@ -371,8 +798,14 @@ base::Status Server::reload() {
   if (options_.config_path.empty()) return {};
   auto loaded = config::load_yaml_file(options_.config_path);
   if (!loaded.ok()) return loaded.take_error();
-  api::ApplyOutcome out = apply(*loaded, /*dry_run=*/false);
-  if (out.refusal != api::Refusal::kNone) return out.error;
+  change([doc = std::move(*loaded)](const config::Config&) { return std::optional(doc); },
+         /*dry_run=*/false, api::EditKind::kDocument,
+         [this](api::ApplyOutcome out) {
+           if (out.refusal != api::Refusal::kNone) {
+             FLOG_ERROR("reload refused, generation {} keeps running: {}", generation_,
+                        out.error.to_string());
+           }
+         });
   return {};
 }
 
@@ -387,6 +820,11 @@ void Server::drain(bool graceful) {
 
 void Server::republish_health() {
   if (draining_) return;
+  if (writing_) {
+    health_pending_ = true;  // after the write: its prepared generation carries older health
+    return;
+  }
+  health_pending_ = false;
   if (auto st = publish(config_, /*announce=*/false); !st.ok()) {
     FLOG_ERROR("health update not published: {}", st.error().to_string());
   }
@@ -407,6 +845,7 @@ void Server::on_signal() {
     }
     // SIGTERM drains gracefully; SIGINT, or a second signal while draining, closes at once.
     bool graceful = info.ssi_signo == SIGTERM && !draining_;
+    if (!draining_ && cluster_) cluster_->leave();  // shown down at once
     draining_ = true;
     drain(graceful);
     if (!drain_poll_) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,13 +18,19 @@
 #include "net/event_loop.h"
 #include "server/access_log_writer.h"
 #include "server/worker.h"
+#include "store/store.h"
 
 namespace fulcrum::health {
 class Monitor;
 }
 namespace fulcrum::store {
 class Store;
-}
+class EtcdStore;
+}  // namespace fulcrum::store
+namespace fulcrum::cluster {
+class Follower;
+class Cluster;
+}  // namespace fulcrum::cluster
 namespace fulcrum::api {
 class Api;
 class HttpServer;
@@ -38,9 +45,13 @@ struct ServerOptions {
   std::string data_dir = "fulcrum-data";  // the store, the API tokens, admin.url
   std::string admin = "127.0.0.1:9901";   // the admin API's address ("off": no API)
   std::string token_file;                 // the admin token (default <data_dir>/admin.token)
-  std::string store = "sqlite";           // only the embedded SQLite store in this build
+  std::string reader_token_file;          // the reader token (default <data_dir>/reader.token)
+  std::string store = "sqlite";           // "sqlite" or "etcd://HOST:PORT,..." (cluster mode)
   std::string node;                       // default: the host name
   std::string zone;
+  // Cluster mode: TLS and authentication towards etcd.
+  std::string etcd_cacert, etcd_cert, etcd_key, etcd_user, etcd_password_file;
+  int64_t etcd_start_wait_ms = 10000;  // how long the first start waits for etcd (no cache)
 };
 
 class Server final : public api::Control {
@@ -57,8 +68,13 @@ class Server final : public api::Control {
   int run();
   // api::Control [control thread]
   const config::Config& config() const override { return config_; }
-  api::ApplyOutcome apply(const config::Config& next, bool dry_run) override;
+  void change(api::Edit edit, bool dry_run, api::EditKind kind,
+              std::function<void(api::ApplyOutcome)> done) override;
   api::NodeStatus status() const override;
+  int64_t revision() const override { return revision_; }
+  std::vector<api::NodeView> nodes() const override;
+  void forget_node(const std::string& name,
+                   std::function<void(int status, base::Error error)> done) override;
   std::shared_ptr<const snapshot::Snapshot> snapshot() const override { return snapshot_; }
   // The Prometheus text of every counter (workers, health, generation), handed to `done` on the
   // control loop once every running worker answered (see metrics_collector.h).
@@ -80,6 +96,22 @@ class Server final : public api::Control {
   // prepare + activate without the store (health changes).
   base::Status publish(const config::Config& config, bool announce = true);
   base::Status open_store();
+  base::Status open_etcd();
+  // Applies `next` now (start-up: the --config file), committing with the blocking store call.
+  api::ApplyOutcome apply(const config::Config& next, bool dry_run);
+  // The store copy of the configuration keys (what the next change is a difference against).
+  std::map<std::string, std::string> stored_keys() const;
+  struct Change;
+  void run_change();
+  void finish_change(api::ApplyOutcome out);
+  void committed(int64_t revision, const std::vector<store::Op>& ops, Prepared p,
+                 const config::Config& next);
+  void retry_change();
+  // Another node changed the configuration (a watch batch, or a re-read): run it.
+  void follow(const std::map<std::string, std::string>& kvs, int64_t revision);
+  void save_cache();
+  void start_cluster();
+  static void on_store_check(void* self);
   base::Status start_api();
   base::Status reload();
   void drain(bool graceful);
@@ -102,7 +134,20 @@ class Server final : public api::Control {
   config::Config config_;  // the configuration of the running generation
   std::shared_ptr<const snapshot::Snapshot> snapshot_;  // the running generation
   std::unique_ptr<store::Store> store_;
-  int64_t revision_ = 0;  // the store revision config_ came from
+  store::EtcdStore* etcd_ = nullptr;  // store_ in cluster mode
+  int64_t revision_ = 0;              // the store revision config_ came from
+  // Cluster mode: the store copy of the configuration, node records and shared secrets.
+  std::unique_ptr<cluster::Follower> follower_;
+  std::unique_ptr<cluster::Cluster> cluster_;
+  std::string config_source_ = "store";  // "cache" until etcd answers after a start from cache
+  std::string cache_path_;
+  std::unique_ptr<net::Timer> store_check_;
+  // API changes, one at a time in arrival order; writing_ while a store write is in flight
+  // (health and watch publications wait for it).
+  std::deque<std::unique_ptr<Change>> changes_;
+  bool changing_ = false;
+  bool writing_ = false;
+  bool health_pending_ = false;
   std::unique_ptr<api::Api> api_;
   std::unique_ptr<api::HttpServer> api_server_;
   bool ready_ = false;

@@ -2,7 +2,8 @@
 //
 // Schema (version 1):
 //   meta(name, value)         schema_version, revision (of the last commit), compacted_revision
-//                             (history holds every event after it)
+//                             (history holds every event after it), guarded_revision (of the last
+//                             guarded commit; added on first open by this build, = revision then)
 //   kv(key, value, create_revision, mod_revision)
 //   history(seq, revision, kind, key, value)   one row per event, seq = commit order
 //
@@ -75,6 +76,7 @@ struct Commit {
   int64_t history_events = 0;
   int64_t compacted_revision = 0;
   bool collect_events = false;  // someone is watching
+  bool guarded = false;
   std::vector<Event> events;
 };
 
@@ -117,10 +119,12 @@ class SqliteStore final : public Store {
   base::Result<RangeResult> range(std::string_view prefix) override;
   base::Result<int64_t> txn(const std::vector<Op>& ops, int64_t expected_revision) override;
   WatchId watch(std::string prefix, int64_t from_revision, WatchFn fn) override;
-  base::Result<WatchId> watch_checked(std::string prefix, int64_t from_revision,
-                                      WatchFn fn) override;
+  base::Result<WatchId> watch_checked(std::string prefix, int64_t from_revision, WatchFn fn,
+                                      WatchLostFn lost) override;
   void unwatch(WatchId id) override { watchers_.erase(id); }
   std::string describe() const override { return "sqlite:" + path_; }
+  std::string kind() const override { return "sqlite"; }
+  std::vector<std::string> endpoints() const override { return {path_}; }
   int64_t revision() const { return revision_; }
 
  private:
@@ -144,6 +148,7 @@ class SqliteStore final : public Store {
   sqlite::Db db_;  // closed after the statements below are finalised
   Statements st_;
   int64_t revision_ = 0;
+  int64_t guarded_revision_ = 0;
   int64_t compacted_revision_ = 0;
   int64_t history_events_ = 0;
 
@@ -212,6 +217,16 @@ base::Status SqliteStore::load() {
   if (!revision.ok()) return revision.take_error();
   auto compacted = read_meta("compacted_revision");
   if (!compacted.ok()) return compacted.take_error();
+  // Stores written before guarded transactions existed: every commit was guarded.
+  if (auto s = db_.exec("add guarded_revision",
+                        "INSERT OR IGNORE INTO meta(name, value) SELECT 'guarded_revision', value "
+                        "FROM meta WHERE name = 'revision'");
+      !s.ok()) {
+    return s;
+  }
+  auto guarded = read_meta("guarded_revision");
+  if (!guarded.ok()) return guarded.take_error();
+  guarded_revision_ = *guarded;
   auto events = db_.query_text("count history", "SELECT count(*) FROM history");
   if (!events.ok()) return events.take_error();
   revision_ = *revision;
@@ -239,13 +254,15 @@ base::Result<RangeResult> SqliteStore::range(std::string_view prefix) {
 }
 
 base::Result<int64_t> SqliteStore::txn(const std::vector<Op>& ops, int64_t expected_revision) {
-  if (expected_revision >= 0 && expected_revision != revision_) return conflict();
+  if (expected_revision >= 0 && expected_revision < guarded_revision_) return conflict();
   if (ops.empty()) return revision_;
   for (const Op& op : ops) {
     if (op.key.empty()) return in_store(path_, base::Error::internal("txn: empty key"));
+    if (op.lease != 0) return in_store(path_, base::Error::internal("txn: leases need etcd"));
   }
   Commit c;
   c.revision = revision_ + 1;
+  c.guarded = expected_revision >= 0;
   c.history_events = history_events_;
   c.compacted_revision = compacted_revision_;
   c.collect_events = !watchers_.empty();
@@ -256,6 +273,7 @@ base::Result<int64_t> SqliteStore::txn(const std::vector<Op>& ops, int64_t expec
     return in_store(path_, std::move(e));
   }
   revision_ = c.revision;
+  if (c.guarded) guarded_revision_ = c.revision;
   history_events_ = c.history_events;
   compacted_revision_ = c.compacted_revision;
   if (c.collect_events && !c.events.empty()) publish(Batch{c.revision, std::move(c.events)});
@@ -270,6 +288,9 @@ base::Status SqliteStore::write(const std::vector<Op>& ops, Commit& c) {
     if (auto s = apply(op, c); !s.ok()) return s;
   }
   if (auto s = set_meta("revision", c.revision); !s.ok()) return s;
+  if (c.guarded) {
+    if (auto s = set_meta("guarded_revision", c.revision); !s.ok()) return s;
+  }
   if (auto s = maybe_compact(c); !s.ok()) return s;
   return st_.commit.query().run();
 }
@@ -335,7 +356,7 @@ base::Status SqliteStore::maybe_compact(Commit& c) {
 
 WatchId SqliteStore::watch(std::string prefix, int64_t from_revision, WatchFn fn) {
   std::string shown = prefix;
-  auto id = watch_checked(std::move(prefix), from_revision, std::move(fn));
+  auto id = watch_checked(std::move(prefix), from_revision, std::move(fn), {});
   if (id.ok()) return *id;
   FLOG_WARN("{}: watch of '{}' from revision {} refused: {}", describe(), shown, from_revision,
             id.error().message);
@@ -343,7 +364,8 @@ WatchId SqliteStore::watch(std::string prefix, int64_t from_revision, WatchFn fn
 }
 
 base::Result<WatchId> SqliteStore::watch_checked(std::string prefix, int64_t from_revision,
-                                                 WatchFn fn) {
+                                                 WatchFn fn, WatchLostFn /*lost*/) {
+  // One process, one file: history the watch needs is never compacted under a running watch.
   if (from_revision < 0) from_revision = revision_;
   if (from_revision < compacted_revision_) {
     return base::Error::internal(std::string(kCompactedMessage));

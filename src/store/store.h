@@ -1,12 +1,20 @@
 // The durable configuration store: a revisioned key/value space with atomic transactions and
-// watches, shaped like etcd v3 so that the embedded SQLite store and a later etcd store are the
-// same to the layers above. Keys are paths ("/fulcrum/lb/web"), values are JSON documents.
+// watches, shaped like etcd v3 so that the embedded SQLite store and the etcd store (etcd_store.h)
+// are the same to the layers above. Keys are paths ("/fulcrum/lb/web"), values are JSON documents.
 //
-// Revisions: every committed transaction gets the next revision (1, 2, ...); a key remembers the
-// revision that last changed it. An empty store is at revision 0.
+// Revisions: every transaction that changes something gets a revision greater than every earlier
+// one; a key remembers the revision that last changed it. SQLite counts 1, 2, ... from an empty
+// store at 0; etcd's revisions are its own (shared with every other writer of the cluster).
 //
-// [control] — calls may block on disk; never call from a worker. One thread uses a store; a watch
-// callback may call any method of the store it watches (range, txn, watch, unwatch).
+// Guarded transactions: a txn() with expected_revision >= 0 commits only if no other guarded
+// transaction committed after expected_revision, and always gets a new revision. Writes that are
+// not configuration (node records, leases) use expected_revision -1 and never make a guarded
+// write conflict.
+//
+// [control] — the synchronous calls may block (disk, or the network up to the request timeout for
+// etcd): use them at start-up and in tests. On a running node use the *_async forms, whose `done`
+// runs on the store's thread (at once for SQLite, from its event loop for etcd). One thread uses
+// a store; a watch callback may call any method of the store it watches.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +39,8 @@ struct Op {
   Kind kind = Kind::kPut;
   std::string key;
   std::string value;  // kPut only
+  int64_t lease =
+      0;  // kPut only: the key ends with this etcd lease (0: none; SQLite refuses leases)
 
   static Op put(std::string k, std::string v) { return {Kind::kPut, std::move(k), std::move(v)}; }
   static Op del(std::string k) { return {Kind::kDelete, std::move(k), {}}; }
@@ -50,7 +60,12 @@ struct RangeResult {
 };
 
 using WatchFn = std::function<void(const std::vector<Event>& events)>;
+// Called once when a watch ends for good: its next events were compacted away while it was
+// disconnected (kCompactedMessage). The caller re-reads with range() and watches again.
+using WatchLostFn = std::function<void(const base::Error& why)>;
 using WatchId = uint64_t;
+using RangeDone = std::function<void(base::Result<RangeResult>)>;
+using TxnDone = std::function<void(base::Result<int64_t>)>;
 
 // Error::message of a failed compare in txn(); the caller can re-read and retry.
 inline constexpr std::string_view kConflictMessage = "revision conflict";
@@ -74,22 +89,38 @@ class Store {
   // returns the current revision (the compare still applies). An empty key is refused.
   virtual base::Result<int64_t> txn(const std::vector<Op>& ops, int64_t expected_revision = -1) = 0;
 
+  // The same, answered through `done` on the store's thread (SQLite: before returning). An error
+  // that is neither a conflict nor a refusal of the request means the store could not be reached
+  // and the outcome is known not to have committed.
+  virtual void range_async(std::string prefix, RangeDone done) { done(range(prefix)); }
+  virtual void txn_async(std::vector<Op> ops, int64_t expected_revision, TxnDone done) {
+    done(txn(ops, expected_revision));
+  }
+
   // Calls fn with the events of each transaction committed after `from_revision` whose keys
   // start with `prefix`, in revision order, one call per transaction (events of one call share
   // a revision). Past revisions that are still in the history are replayed first, synchronously
   // from watch(); later ones are delivered on the thread that committed them, after the commit.
   // A negative from_revision means the current revision (no replay). Returns kNoWatch, never
   // calls fn and logs a warning when the watch cannot start; watch_checked() returns the reason.
+  // etcd delivers every event (replayed ones too) later, from its event loop, and reconnects by
+  // itself; `lost` is called if the events it would resume from were compacted meanwhile.
   virtual WatchId watch(std::string prefix, int64_t from_revision, WatchFn fn) = 0;
   // watch() that reports why it could not start: an Error with kCompactedMessage when from_revision
   // is older than the history kept, or a storage error while replaying.
-  virtual base::Result<WatchId> watch_checked(std::string prefix, int64_t from_revision,
-                                              WatchFn fn) = 0;
+  virtual base::Result<WatchId> watch_checked(std::string prefix, int64_t from_revision, WatchFn fn,
+                                              WatchLostFn lost = {}) = 0;
   // After unwatch() returns, fn is not called again (also when called from inside fn).
   virtual void unwatch(WatchId id) = 0;
 
-  // "sqlite:/path/to/fulcrum.db" — shown in /v1/status.
+  // "sqlite:/path/to/fulcrum.db", "etcd:http://10.0.0.5:2379,..." — shown in logs.
   virtual std::string describe() const = 0;
+  // "sqlite" or "etcd".
+  virtual std::string kind() const = 0;
+  // Where the store is: the SQLite path, or the etcd endpoints.
+  virtual std::vector<std::string> endpoints() const = 0;
+  // Whether the last exchange with the store succeeded (always true for SQLite).
+  virtual bool reachable() const { return true; }
 };
 
 // Opens (creating when missing) the SQLite store at `path`: WAL journal, synchronous=FULL, one

@@ -31,6 +31,47 @@ void TicketKeys::rotate() {
   current_.store(next, std::memory_order_release);
 }
 
+void TicketKeys::rotate_to(const TicketKey& key) {
+  uint32_t next = (current_.load(std::memory_order_relaxed) + 1) % 3;
+  slots_[next] = key;
+  current_.store(next, std::memory_order_release);
+}
+
+void TicketKeys::install(const TicketKey& current, const TicketKey& previous) {
+  const TicketKey& now = this->current();
+  if (std::memcmp(now.name.data(), current.name.data(), now.name.size()) == 0) return;
+  if (std::memcmp(now.name.data(), previous.name.data(), now.name.size()) == 0) {
+    rotate_to(current);  // the usual case: one rotation by another node
+    return;
+  }
+  // Two rotations in a row: the previous key first, then the current one.
+  rotate_to(previous);
+  rotate_to(current);
+}
+
+TicketKey TicketKey::from_bytes(const std::string& bytes) {
+  TicketKey k;
+  if (bytes.size() != kBytes) return k;
+  std::memcpy(k.name.data(), bytes.data(), 16);
+  std::memcpy(k.aes_key.data(), bytes.data() + 16, 32);
+  std::memcpy(k.hmac_key.data(), bytes.data() + 48, 32);
+  return k;
+}
+
+std::string TicketKey::to_bytes() const {
+  std::string out(kBytes, '\0');
+  std::memcpy(out.data(), name.data(), 16);
+  std::memcpy(out.data() + 16, aes_key.data(), 32);
+  std::memcpy(out.data() + 48, hmac_key.data(), 32);
+  return out;
+}
+
+TicketKey TicketKey::random() {
+  TicketKey k;
+  randomize(k);
+  return k;
+}
+
 const TicketKey& TicketKeys::current() const {
   return slots_[current_.load(std::memory_order_acquire)];
 }

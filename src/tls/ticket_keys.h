@@ -12,6 +12,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string>
 
 namespace fulcrum::tls {
 
@@ -23,6 +24,12 @@ struct TicketKey {
   std::array<uint8_t, 16> name{};      // sent in the ticket: picks the key on decryption
   std::array<uint8_t, 32> aes_key{};   // AES-256-CBC
   std::array<uint8_t, 32> hmac_key{};  // HMAC-SHA256
+
+  // 80 bytes: name, AES key, HMAC key (how the cluster store shares a key).
+  static constexpr size_t kBytes = 80;
+  static TicketKey from_bytes(const std::string& bytes);  // all zero when not kBytes long
+  std::string to_bytes() const;
+  static TicketKey random();
 };
 
 class TicketKeys {
@@ -34,6 +41,11 @@ class TicketKeys {
 
   // A new random current key; the current one becomes the previous. [control]
   void rotate();
+  // rotate() to a given key (another node of the cluster made it). [control]
+  void rotate_to(const TicketKey& key);
+  // Makes (current, previous) the keys, by one or two rotations, so that a handshake in flight
+  // keeps the key it holds for as long as rotate() would. [control]
+  void install(const TicketKey& current, const TicketKey& previous);
   // [any] The key new tickets are encrypted with.
   const TicketKey& current() const;
   // [any] The current or the previous key named `name`, or null (the ticket is too old or not

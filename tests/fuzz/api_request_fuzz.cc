@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,16 +22,25 @@ using namespace fulcrum;
 class FakeControl final : public api::Control {
  public:
   const config::Config& config() const override { return config_; }
-  api::ApplyOutcome apply(const config::Config& next, bool dry_run) override {
+  void change(api::Edit edit, bool dry_run, api::EditKind,
+              std::function<void(api::ApplyOutcome)> done) override {
     api::ApplyOutcome out;
-    if (!dry_run) {
-      config_ = next;
+    std::optional<config::Config> next = edit(config_);
+    if (!next) {
+      out.edit_refused = true;
+    } else if (!dry_run) {
+      config_ = std::move(*next);
       ++revision_;
     }
     out.revision = revision_;
-    return out;
+    done(std::move(out));
   }
   api::NodeStatus status() const override { return {}; }
+  int64_t revision() const override { return revision_; }
+  std::vector<api::NodeView> nodes() const override { return {}; }
+  void forget_node(const std::string&, std::function<void(int, base::Error)> done) override {
+    done(404, base::Error::config("node", "not found"));
+  }
   std::shared_ptr<const snapshot::Snapshot> snapshot() const override { return nullptr; }
   void render_metrics(std::function<void(std::string)> done) override { done("# none\n"); }
   bool ready() const override { return true; }

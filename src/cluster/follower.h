@@ -1,0 +1,78 @@
+// Follower: this node's copy of the configuration keys of a shared store, kept current through a
+// watch. Every change (a watch batch, a re-read after compaction, a local commit) moves the copy
+// to a new revision and hands the whole key set to `apply` (the server compiles and publishes it).
+//
+// - The watch resumes by itself after etcd was unreachable (the store reconnects from the next
+//   revision); when that revision was compacted meanwhile, everything is re-read and applied as
+//   one change: the server publishes only the difference, so no connection is dropped.
+// - hold()/release() bracket a local write: events that arrive meanwhile wait, and those at or
+//   below the write's revision are dropped on release (the write already moved the copy there).
+// [control]
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "store/store.h"
+
+namespace fulcrum::net {
+class EventLoop;
+class Timer;
+}  // namespace fulcrum::net
+
+namespace fulcrum::cluster {
+
+using KeyMap = std::map<std::string, std::string>;
+
+class Follower {
+ public:
+  using ApplyFn = std::function<void(const KeyMap& kvs, int64_t revision)>;
+
+  Follower(net::EventLoop& loop, store::Store& store, std::string prefix, ApplyFn apply);
+  ~Follower();
+  Follower(const Follower&) = delete;
+  Follower& operator=(const Follower&) = delete;
+
+  // Starts watching after `revision`, from a copy already running (read at start, or the cache).
+  void start(KeyMap kvs, int64_t revision);
+  // A local write committed `ops` at `revision`: the copy moves there (apply is not called: the
+  // writer publishes itself).
+  void committed(const std::vector<store::Op>& ops, int64_t revision);
+  // Reads everything again now and applies it (after a conflicting write); `done` afterwards.
+  void refresh(std::function<void(base::Status)> done);
+  void hold();
+  void release();
+
+  const KeyMap& kvs() const { return kvs_; }
+  int64_t revision() const { return revision_; }
+  // Whether the copy is known current: a read or a watch batch succeeded since the last failure.
+  bool caught_up() const { return caught_up_; }
+
+ private:
+  void watch();
+  void on_events(const std::vector<store::Event>& events);
+  void on_lost();
+  void deliver(const std::vector<store::Event>& events);
+  static void on_retry(void* self);
+
+  net::EventLoop& loop_;
+  store::Store& store_;
+  std::string prefix_;
+  ApplyFn apply_;
+  KeyMap kvs_;
+  int64_t revision_ = 0;
+  store::WatchId watch_ = store::kNoWatch;
+  int holds_ = 0;
+  std::deque<std::vector<store::Event>> held_;
+  bool caught_up_ = false;
+  std::unique_ptr<net::Timer> retry_;
+  int64_t retry_ms_ = 100;
+};
+
+}  // namespace fulcrum::cluster
