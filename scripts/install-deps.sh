@@ -10,13 +10,15 @@ packages=(
   g++ cmake ninja-build pkg-config make
   # libraries (ARCHITECTURE.md: chosen dependencies)
   libyaml-cpp-dev nlohmann-json3-dev libsqlite3-dev libfmt-dev libcli11-dev zlib1g-dev node-llhttp
-  libssl-dev libnghttp2-dev
+  libssl-dev libnghttp2-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # integration tests: real clients, the test driver, process and network tools
   python3 python3-yaml curl netcat-openbsd iproute2 procps hey bind9-dnsutils
   # HTTPS tests: certificates and handshakes with the openssl CLI; HTTP/2 tests: hand-made frames
   # (python3-h2/-hyperframe for Debian's /usr/bin/python3), curl --http2 and h2load
   openssl python3-h2 python3-hyperframe nghttp2-client
+  # cluster mode: real etcd members in the store and cluster tests (etcd, etcdctl)
+  etcd-server etcd-client
 )
 for arg in "$@"; do
   case "$arg" in
