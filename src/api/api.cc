@@ -377,9 +377,10 @@ void Api::handle(Request request, Respond respond) {
   };
   Response response;
   try {
-    if (handler == kApply) return apply_document(call, std::move(answer));
-    if (handler == kNodeDelete) return forget_node(call, std::move(answer));
-    if (call->request.method != "GET") return mutate(call, std::move(answer));
+    // Copies: a handler that throws before taking the change leaves `answer` to the catch below.
+    if (handler == kApply) return apply_document(call, answer);
+    if (handler == kNodeDelete) return forget_node(call, answer);
+    if (call->request.method != "GET") return mutate(call, answer);
     response = dispatch(*call);
   } catch (const Stop& s) {
     response = s.response;
