@@ -283,6 +283,13 @@ base::Status Server::open_etcd() {
     secrets = *loaded;
     FLOG_INFO("store {} at revision {}", store_->describe(), revision_);
   } else {
+    const std::string& why = all.error().message;
+    if (why.find("authentication failed") != std::string::npos ||
+        why.find("invalid auth token") != std::string::npos ||
+        why.find("permission denied") != std::string::npos) {
+      return base::Error::config(options_.etcd_user.empty() ? "--store" : "--etcd-user",
+                                 "etcd refused this node: " + why);
+    }
     auto cache = cluster::load_cache(cache_path_);
     if (!cache.ok()) return base::Error::config("--store", cache.error().message);
     if (!*cache) {

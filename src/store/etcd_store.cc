@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <unordered_map>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -138,6 +139,7 @@ class EtcdStore::Impl {
     WatchLostFn lost;
     EtcdClient::StreamId stream = 0;
     int64_t backoff_ms = kFirstBackoffMs;
+    bool failed = false;  // the stream broke; not yet set up again
     std::unique_ptr<net::Timer> retry;
   };
 
@@ -163,15 +165,25 @@ class EtcdStore::Impl {
     auto body = parse_reply(client_->request_sync("/v3/kv/range", range_request(prefix).dump()),
                             "a range read");
     if (!body.ok()) return body.take_error();
-    return range_result(*body);
+    return seen(range_result(*body));
   }
   void range_async(std::string prefix, RangeDone done) {
     client_->request("/v3/kv/range", range_request(prefix).dump(),
-                     [done = std::move(done)](EtcdOutcome out) {
+                     [this, done = std::move(done)](EtcdOutcome out) {
                        auto body = parse_reply(out, "a range read");
                        if (!body.ok()) return done(body.take_error());
-                       done(range_result(*body));
+                       done(seen(range_result(*body)));
                      });
+  }
+
+  // Remembers the newest revision answered (watch() from "now" starts after it).
+  base::Result<RangeResult> seen(base::Result<RangeResult> r) {
+    if (r.ok()) last_revision_ = std::max(last_revision_, r->revision);
+    return r;
+  }
+  base::Result<int64_t> seen(base::Result<int64_t> r) {
+    if (r.ok()) last_revision_ = std::max(last_revision_, *r);
+    return r;
   }
 
   // --- txn ---
@@ -187,7 +199,13 @@ class EtcdStore::Impl {
     json success = json::array();
     for (const Op& op : ops) {
       if (op.key.empty()) return base::Error::internal("store etcd: txn: empty key");
-      success.push_back(op_json(op));
+    }
+    // etcd refuses a txn naming a key twice ("duplicate key given in txn request"). The ops apply
+    // in order as one transaction, so the last op on each key alone gives the same result.
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < ops.size(); ++i) last[ops[i].key] = i;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (last[ops[i].key] == i) success.push_back(op_json(ops[i]));
     }
     json compare = json::array();
     if (expected >= 0) {
@@ -236,6 +254,7 @@ class EtcdStore::Impl {
       return;
     }
     auto shared = std::make_shared<TxnPlan>(std::move(*p));
+    done = [this, done = std::move(done)](base::Result<int64_t> r) { done(seen(std::move(r))); };
     client_->request("/v3/kv/txn", shared->body,
                      [this, shared, done = std::move(done)](EtcdOutcome out) mutable {
                        auto r = txn_result(out);
@@ -340,7 +359,13 @@ class EtcdStore::Impl {
     w->owner = this;
     w->id = next_watch_++;
     w->prefix = std::move(prefix);
-    w->next_revision = from < 0 ? 0 : from + 1;
+    if (from >= 0) {
+      w->next_revision = from + 1;
+    } else {
+      // "Now" is the newest revision this store has answered with: etcd sets the stream up later,
+      // and a transaction committed in between must not be missed. Before any answer, etcd's now.
+      w->next_revision = last_revision_ > 0 ? last_revision_ + 1 : 0;
+    }
     w->fn = std::move(fn);
     w->lost = std::move(lost);
     w->retry = std::make_unique<net::Timer>(loop_, &Impl::on_retry, w.get());
@@ -374,8 +399,14 @@ class EtcdStore::Impl {
           if (it == watches_.end()) return;
           Watch& ended = *it->second;
           ended.stream = 0;
-          FLOG_WARN("etcd watch of '{}': {}; again in {} ms", ended.prefix, why.message,
-                    ended.backoff_ms);
+          // The first failure is worth a warning; the retries while etcd stays away are not.
+          if (ended.backoff_ms == kFirstBackoffMs) {
+            FLOG_WARN("etcd watch of '{}': {}; retrying", ended.prefix, why.message);
+          } else {
+            FLOG_DEBUG("etcd watch of '{}': {}; again in {} ms", ended.prefix, why.message,
+                       ended.backoff_ms);
+          }
+          ended.failed = true;
           ended.retry->arm_in(ended.backoff_ms);
           ended.backoff_ms = std::min(ended.backoff_ms * 2, kMaxBackoffMs);
         });
@@ -395,6 +426,10 @@ class EtcdStore::Impl {
     const json& res = msg["result"];
     int64_t header_rev = int_field(res.value("header", json::object()), "revision");
     if (res.value("created", false)) {
+      if (w.failed) {
+        FLOG_INFO("etcd watch of '{}' resumed at revision {}", w.prefix, header_rev);
+        w.failed = false;
+      }
       w.backoff_ms = kFirstBackoffMs;
       if (w.next_revision == 0) w.next_revision = header_rev + 1;
     }
@@ -403,10 +438,10 @@ class EtcdStore::Impl {
       client_->cancel(w.stream);
       w.stream = 0;
       if (compacted > 0) {
-        WatchLostFn lost = std::move(w.lost);
-        watches_.erase(it);
         FLOG_WARN("etcd watch: revision {} was compacted (history starts at {})", w.next_revision,
                   compacted);
+        WatchLostFn lost = std::move(w.lost);
+        watches_.erase(it);  // `w` is gone from here on
         if (lost) lost(base::Error::internal(std::string(kCompactedMessage)));
         return;
       }
@@ -452,6 +487,7 @@ class EtcdStore::Impl {
   uint64_t attempts_ = 0;
   std::map<WatchId, std::unique_ptr<Watch>> watches_;
   WatchId next_watch_ = 1;
+  int64_t last_revision_ = 0;  // the newest revision of a range or txn answer
 };
 
 base::Result<std::unique_ptr<EtcdStore>> EtcdStore::open(net::EventLoop& loop,
@@ -470,7 +506,7 @@ base::Result<RangeResult> EtcdStore::range(std::string_view prefix) {
 }
 
 base::Result<int64_t> EtcdStore::txn(const std::vector<Op>& ops, int64_t expected_revision) {
-  return impl_->txn_sync(ops, expected_revision);
+  return impl_->seen(impl_->txn_sync(ops, expected_revision));
 }
 
 void EtcdStore::range_async(std::string prefix, RangeDone done) {
