@@ -654,7 +654,14 @@ void Server::run_change() {
   changing_ = true;
   Change& c = *changes_.front();
   if (draining_) return finish_change(unavailable("the node is shutting down"));
-  std::optional<config::Config> next = c.edit(config_);
+  // The edit starts from the store's copy: normally the running document, but not when the last
+  // revision another node wrote could not run here (its listener's port is taken on this host).
+  std::optional<config::Config> stored;
+  if (follower_ && follower_->revision() != revision_) {
+    auto decoded = config::from_store(follower_->kvs());
+    if (decoded.ok()) stored = std::move(*decoded);
+  }
+  std::optional<config::Config> next = c.edit(stored ? *stored : config_);
   if (!next) {
     api::ApplyOutcome out;
     out.edit_refused = true;
