@@ -86,12 +86,12 @@ void Follower::refresh(std::function<void(base::Status)> done) {
     if (r->revision > revision_ || watch_ == store::kNoWatch) {
       KeyMap fresh;
       for (auto& kv : r->kvs) fresh.emplace(std::move(kv.key), std::move(kv.value));
-      bool changed = fresh != kvs_;
+      bool moved = fresh != kvs_ || r->revision > revision_;
       kvs_ = std::move(fresh);
       revision_ = std::max(revision_, r->revision);
       held_.clear();
       if (watch_ == store::kNoWatch) watch();
-      if (changed) apply_(kvs_, revision_);
+      if (moved) apply_(kvs_, revision_);
     }
     done({});
   });

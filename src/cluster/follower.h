@@ -1,6 +1,8 @@
 // Follower: this node's copy of the configuration keys of a shared store, kept current through a
 // watch. Every change (a watch batch, a re-read after compaction, a local commit) moves the copy
-// to a new revision and hands the whole key set to `apply` (the server compiles and publishes it).
+// to a new revision and hands the whole key set to `apply` (the server compiles and publishes it);
+// a re-read that finds the same keys at a newer revision hands them over too (nothing to publish,
+// but the copy's revision moved).
 //
 // - The watch resumes by itself after etcd was unreachable (the store reconnects from the next
 //   revision); when that revision was compacted meanwhile, everything is re-read and applied as

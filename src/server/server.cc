@@ -378,6 +378,11 @@ void Server::save_cache() {
 
 void Server::follow(const std::map<std::string, std::string>& kvs, int64_t revision) {
   if (draining_) return;
+  if (kvs == config::to_store(config_)) {  // a re-read that found what already runs
+    revision_ = std::max(revision_, revision);
+    if (cluster_) cluster_->serving(revision_, generation_);
+    return;
+  }
   auto cfg = config::from_store(kvs);
   if (!cfg.ok()) {
     FLOG_ERROR("store revision {} holds an invalid configuration, generation {} keeps running: {}",
