@@ -1,6 +1,7 @@
 #include "cli.h"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -101,6 +102,12 @@ std::optional<std::pair<std::string, int64_t>> split_backend(const std::string& 
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (ec != std::errc() || end != port.data() + port.size() || port.empty()) return std::nullopt;
   return std::pair{address, value};
+}
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string seg(const std::string& s) {
@@ -548,6 +555,12 @@ int run(int argc, char** argv) {
   leaf(get, "acls", "access control lists", &chosen, [&](Session& s) {
     return show(s, "/v1/acls", "acls", acls_table);
   })->alias("acl");
+  leaf(get, "nodes", "the nodes of the cluster (cluster mode: --store etcd://...)", &chosen,
+       [&](Session& s) {
+         return show(s, "/v1/nodes", "nodes",
+                     [](const Json& j) { return nodes_table(j, now_unix_ms()); });
+       })
+      ->alias("node");
   leaf(get, "config", "the whole running document (YAML unless -o json)", &chosen, [&](Session& s) {
     auto r = s.call("GET", "/v1/config");
     if (!r.ok()) return fail(r.error().message);
@@ -645,6 +658,12 @@ int run(int argc, char** argv) {
   });
   c->alias("certificate");
   c->add_option("NAME", a.name, "certificate")->required();
+  c = leaf(del, "node", "a cluster node that is down (409 while it is up)", &chosen,
+           [&](Session& s) {
+             return done(s, s.call("DELETE", "/v1/nodes/" + seg(a.name)),
+                         "node " + a.name + " removed from the cluster");
+           });
+  c->add_option("NAME", a.name, "node")->required();
   c = leaf(del, "acl", "an access control list no listener uses", &chosen, [&](Session& s) {
     return done(s, s.call("DELETE", "/v1/acls/" + seg(a.name)), "acl " + a.name + " deleted");
   });

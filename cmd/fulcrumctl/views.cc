@@ -1,5 +1,7 @@
 #include "views.h"
 
+#include <ctime>
+
 #include "client/table.h"
 
 namespace fulcrum::ctl {
@@ -195,13 +197,59 @@ std::string status_text(const Json& status) {
   std::string out;
   line(&out, "Node", cell(status, "node"));
   line(&out, "Zone", cell(status, "zone"));
-  line(&out, "Store", cell(status, "store"));
+  const Json& store = field(status, "store");
+  if (store.is_object()) {
+    // {kind, endpoints, revision, reachable}: etcd endpoints, or the SQLite file.
+    line(&out, "Store", cell(store, "kind"));
+    line(&out, cell(store, "kind") == "sqlite" ? "Store file" : "Endpoints",
+         joined(field(store, "endpoints"), value_text));
+    line(&out, "Store revision", cell(store, "revision"));
+    line(&out, "Reachable", cell(store, "reachable"));
+  } else {
+    line(&out, "Store", value_text(store));  // "sqlite:/path" before cluster mode
+  }
+  if (status.is_object() && status.contains("config_source")) {
+    line(&out, "Config source", cell(status, "config_source"));
+  }
   line(&out, "Revision", cell(status, "revision"));
   line(&out, "Generation", cell(status, "generation"));
   line(&out, "Workers", cell(status, "workers"));
   line(&out, "Ready", cell(status, "ready"));
   line(&out, "Started (ms)", cell(status, "started_unix_ms"));
   return out;
+}
+
+std::string rfc3339_utc(int64_t unix_ms) {
+  std::time_t secs =
+      static_cast<std::time_t>(unix_ms >= 0 ? unix_ms / 1000 : (unix_ms - 999) / 1000);
+  std::tm tm{};
+  if (gmtime_r(&secs, &tm) == nullptr) return "";
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf, n);
+}
+
+std::string age_text(int64_t ms) {
+  int64_t s = ms > 0 ? ms / 1000 : 0;
+  if (s < 120) return std::to_string(s) + "s";
+  if (s < 2 * 3600) return std::to_string(s / 60) + "m";
+  if (s < 48 * 3600) return std::to_string(s / 3600) + "h";
+  return std::to_string(s / 86400) + "d";
+}
+
+std::string nodes_table(const Json& nodes, int64_t now_unix_ms) {
+  client::Table t({"NAME", "ZONE", "STATE", "REVISION", "GENERATION", "LAST-SEEN", "ADMIN"});
+  for (const Json& n : items(nodes)) {
+    const Json& ms = field(n, "last_seen_unix_ms");
+    std::string seen = cell(n, "last_seen");
+    if (seen.empty() && ms.is_number_integer()) seen = rfc3339_utc(ms.get<int64_t>());
+    if (!seen.empty() && now_unix_ms > 0 && ms.is_number_integer()) {
+      seen += " (" + age_text(now_unix_ms - ms.get<int64_t>()) + " ago)";
+    }
+    t.add_row({cell(n, "name"), cell(n, "zone"), cell(n, "state"), cell(n, "revision"),
+               cell(n, "generation"), seen, cell(n, "admin")});
+  }
+  return t.render();
 }
 
 std::string explain_text(const Json& answer) {

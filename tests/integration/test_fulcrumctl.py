@@ -239,6 +239,37 @@ class FulcrumctlTest(unittest.TestCase):
         p = self.ctl("--server", "https://127.0.0.1:1", "status", want=1)
         self.assertIn("https is not supported", p.stderr)
 
+    # --- Nodes and status ----------------------------------------------------------------------
+
+    def test_status_store_and_nodes_of_a_single_node(self):
+        # A SQLite node: the store object of /v1/status, and /v1/nodes lists the node itself.
+        status = self.ctl("status").stdout
+        self.assertIn("Store:          sqlite\n", status)
+        self.assertIn("Store file:     ", status)
+        self.assertIn("Reachable:      true\n", status)
+        self.assertIn("Config source:  store\n", status)
+        nodes = self.ctl_json("get", "nodes")["nodes"]
+        self.assertEqual(len(nodes), 1, nodes)
+        me = nodes[0]
+        self.assertEqual(me["state"], "up")
+        table = self.ctl("get", "node").stdout.splitlines()
+        self.assertEqual(table[0].split(), ["NAME", "ZONE", "STATE", "REVISION", "GENERATION",
+                                            "LAST-SEEN", "ADMIN"])
+        self.assertEqual(table[1].split()[0], me["name"])
+        self.assertIn(" up ", table[1])
+        # The time (RFC 3339 UTC) and its age.
+        self.assertRegex(table[1], r" \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z \(\d+s ago\) ")
+        self.assertEqual(yaml.safe_load(self.ctl("get", "nodes", "-o", "yaml").stdout)["nodes"][0]
+                         ["name"], me["name"])
+        # A node that is up is not deleted (409), an unknown one is 404; both exit 1.
+        p = self.ctl("delete", "node", me["name"], want=1)
+        self.assertIn("[409 Conflict]", p.stderr)
+        p = self.ctl("delete", "node", "no-such-node", want=1)
+        self.assertIn("[404 NotFound]", p.stderr)
+        self.ctl("delete", "node", want=2)  # NAME is required
+        p = self.ctl("--token", self.d.reader_token, "delete", "node", "x", want=1)
+        self.assertIn("[403", p.stderr)
+
     # --- Discovery ---------------------------------------------------------------------------
 
     def test_discovery_order(self):

@@ -123,5 +123,83 @@ TEST(Views, StatusAndCells) {
   EXPECT_EQ(cell(Json::array(), "a"), "");
 }
 
+TEST(Views, StatusStoreObjectOfClusterMode) {
+  std::string text = status_text(Json::parse(R"({"node": "n1", "zone": "zone-a",
+    "store": {"kind": "etcd", "endpoints": ["http://127.0.0.1:23791", "http://127.0.0.1:23792"],
+              "revision": 42, "reachable": false},
+    "config_source": "cache", "revision": 40, "generation": 7, "ready": true})"));
+  EXPECT_EQ(text,
+            "Node:           n1\n"
+            "Zone:           zone-a\n"
+            "Store:          etcd\n"
+            "Endpoints:      http://127.0.0.1:23791,http://127.0.0.1:23792\n"
+            "Store revision: 42\n"
+            "Reachable:      false\n"
+            "Config source:  cache\n"
+            "Revision:       40\n"
+            "Generation:     7\n"
+            "Workers:        -\n"
+            "Ready:          true\n"
+            "Started (ms):   -\n");
+  std::string sqlite = status_text(Json::parse(R"({"node": "n1",
+    "store": {"kind": "sqlite", "endpoints": ["fulcrum-data/fulcrum.db"], "revision": 3,
+              "reachable": true}, "config_source": "store"})"));
+  EXPECT_NE(sqlite.find("Store:          sqlite\nStore file:     fulcrum-data/fulcrum.db\n"
+                        "Store revision: 3\nReachable:      true\nConfig source:  store\n"),
+            std::string::npos)
+      << sqlite;
+}
+
+TEST(Views, StatusStoreStringOfOlderServers) {
+  std::string text = status_text(Json::parse(R"({"node": "lb-1", "store":
+    "sqlite:fulcrum-data/fulcrum.db", "revision": 6})"));
+  EXPECT_NE(text.find("Store:          sqlite:fulcrum-data/fulcrum.db\nRevision:       6\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("Endpoints"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Config source"), std::string::npos) << text;
+  // An empty store object (a partial answer) still prints every line, with "-".
+  std::string bare = status_text(Json::parse(R"({"store": {}})"));
+  EXPECT_NE(bare.find("Store:          -\nEndpoints:      -\nStore revision: -\n"
+                      "Reachable:      -\n"),
+            std::string::npos)
+      << bare;
+}
+
+const Json kNodes = Json::parse(R"([
+  {"name": "n1", "zone": "zone-a", "admin": "http://127.0.0.1:9911", "state": "up",
+   "revision": 12, "generation": 5, "last_seen": "2025-06-01T10:00:00Z",
+   "last_seen_unix_ms": 1748772000000},
+  {"name": "n3", "zone": "", "admin": "http://127.0.0.1:9913", "state": "down",
+   "revision": 9, "generation": 3, "last_seen_unix_ms": 1748771880500}])");
+
+TEST(Views, NodesTable) {
+  EXPECT_EQ(nodes_table(kNodes),
+            "NAME   ZONE     STATE   REVISION   GENERATION   LAST-SEEN              ADMIN\n"
+            "n1     zone-a   up      12         5            2025-06-01T10:00:00Z   "
+            "http://127.0.0.1:9911\n"
+            "n3     -        down    9          3            2025-06-01T09:58:00Z   "
+            "http://127.0.0.1:9913\n");
+  std::string aged = nodes_table(kNodes, 1748772004000);
+  EXPECT_NE(aged.find("2025-06-01T10:00:00Z (4s ago)"), std::string::npos) << aged;
+  EXPECT_NE(aged.find("2025-06-01T09:58:00Z (2m ago)"), std::string::npos) << aged;
+  EXPECT_EQ(nodes_table(Json::array()),
+            "NAME   ZONE   STATE   REVISION   GENERATION   LAST-SEEN   ADMIN\n");
+  // Missing fields are "-"; no last_seen at all means no age either.
+  EXPECT_EQ(nodes_table(Json::parse(R"([{"name": "x"}])"), 1748772004000),
+            "NAME   ZONE   STATE   REVISION   GENERATION   LAST-SEEN   ADMIN\n"
+            "x      -      -       -          -            -           -\n");
+}
+
+TEST(Views, TimesAndAges) {
+  EXPECT_EQ(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(rfc3339_utc(1748772000999), "2025-06-01T10:00:00Z");
+  EXPECT_EQ(age_text(-5), "0s");
+  EXPECT_EQ(age_text(119'999), "119s");
+  EXPECT_EQ(age_text(120'000), "2m");
+  EXPECT_EQ(age_text(3 * 3600'000), "3h");
+  EXPECT_EQ(age_text(72 * 3600'000LL), "3d");
+}
+
 }  // namespace
 }  // namespace fulcrum::ctl
