@@ -331,7 +331,13 @@ Api::Api(Control& control, Tokens tokens)
     : control_(control), tokens_(std::move(tokens)), router_(make_router()) {}
 Api::~Api() = default;
 
-void Api::handle(Request request, Respond respond) {
+void Api::handle(Request request, Respond respond_plain) {
+  // Every answer (errors and /metrics included) says which store revision this node serves: reads
+  // answer from the node's copy.
+  Respond respond = [this, inner = std::move(respond_plain)](Response r) {
+    r.headers.emplace_back("Fulcrum-Revision", std::to_string(control_.revision()));
+    inner(std::move(r));
+  };
   Router::Match m = router_.match(request.method, request.path);
   Role needed = m.route ? m.route->role : Role::kReader;
   Role role = authorize(tokens_, request.authorization);
@@ -366,9 +372,7 @@ void Api::handle(Request request, Respond respond) {
   }
   auto call = std::make_shared<Call>(Call{std::move(request), std::move(m.params), role, nullptr});
   const int handler = m.route->handler;
-  // Every answer says which store revision this node serves (reads answer from its copy).
-  Respond answer = [this, respond = std::move(respond), call, handler](Response response) {
-    response.headers.emplace_back("Fulcrum-Revision", std::to_string(control_.revision()));
+  Respond answer = [respond = std::move(respond), call, handler](Response response) {
     if (handler != kHealthz && handler != kReadyz && call->request.method != "GET") {
       FLOG_INFO("admin API: {} {} from {} -> {}", call->request.method, call->request.path,
                 call->request.peer, response.status);

@@ -144,7 +144,7 @@ base::Result<std::optional<Cache>> load_cache(const std::string& path) {
 Cluster::Cluster(net::EventLoop& loop, store::EtcdStore& store, NodeRecord self)
     : loop_(loop), store_(store), self_(std::move(self)) {
   follower_ =
-      std::make_unique<Follower>(loop_, store_, kClusterPrefix,
+      std::make_unique<Follower>(loop_, store_, kClusterPrefix, "",
                                  [this](const KeyMap& kvs, int64_t) { on_cluster_change(kvs); });
   heartbeat_ = std::make_unique<net::Timer>(loop_, &Cluster::on_heartbeat, this);
   rotation_ = std::make_unique<net::Timer>(loop_, &Cluster::on_rotation, this);
@@ -182,7 +182,7 @@ void Cluster::start(SecretsFn on_tickets, std::function<std::string()> fresh_tic
   on_tickets_ = std::move(on_tickets);
   fresh_ticket_ = std::move(fresh_ticket);
   self_.started_ms = self_.started_ms ? self_.started_ms : base::wall_ms();
-  follower_->start({}, 0);
+  follower_->start({}, 0, 0);
   follower_->refresh([](base::Status) {});
   register_node();
   heartbeat_->arm_in(kHeartbeatMs);

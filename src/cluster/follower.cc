@@ -7,8 +7,13 @@
 
 namespace fulcrum::cluster {
 
-Follower::Follower(net::EventLoop& loop, store::Store& store, std::string prefix, ApplyFn apply)
-    : loop_(loop), store_(store), prefix_(std::move(prefix)), apply_(std::move(apply)) {
+Follower::Follower(net::EventLoop& loop, store::Store& store, std::string prefix,
+                   std::string guard_key, ApplyFn apply)
+    : loop_(loop),
+      store_(store),
+      prefix_(std::move(prefix)),
+      guard_key_(std::move(guard_key)),
+      apply_(std::move(apply)) {
   retry_ = std::make_unique<net::Timer>(loop_, &Follower::on_retry, this);
 }
 
@@ -16,22 +21,39 @@ Follower::~Follower() {
   if (watch_ != store::kNoWatch) store_.unwatch(watch_);
 }
 
-void Follower::start(KeyMap kvs, int64_t revision) {
+std::pair<KeyMap, int64_t> Follower::split(store::RangeResult read, const std::string& guard_key) {
+  KeyMap kvs;
+  int64_t revision = 0;
+  int64_t newest = 0;
+  for (auto& kv : read.kvs) {
+    if (!guard_key.empty() && kv.key == guard_key) {
+      revision = kv.mod_revision;
+      continue;
+    }
+    newest = std::max(newest, kv.mod_revision);
+    kvs.emplace(std::move(kv.key), std::move(kv.value));
+  }
+  // No guard yet (keys written before it existed, or by hand): the newest key's revision.
+  return {std::move(kvs), std::max(revision, newest)};
+}
+
+void Follower::start(KeyMap kvs, int64_t revision, int64_t read_revision) {
   kvs_ = std::move(kvs);
   revision_ = revision;
+  seen_ = std::max(revision, read_revision);
   watch();
 }
 
 void Follower::watch() {
   if (watch_ != store::kNoWatch) store_.unwatch(watch_);
   auto id = store_.watch_checked(
-      prefix_, revision_, [this](const std::vector<store::Event>& events) { on_events(events); },
+      prefix_, seen_, [this](const std::vector<store::Event>& events) { on_events(events); },
       [this](const base::Error&) {
         watch_ = store::kNoWatch;
         on_lost();
       });
   if (!id.ok()) {
-    FLOG_WARN("store watch of {} from revision {}: {}", prefix_, revision_, id.error().message);
+    FLOG_WARN("store watch of {} from revision {}: {}", prefix_, seen_, id.error().message);
     on_lost();
     return;
   }
@@ -48,8 +70,10 @@ void Follower::on_events(const std::vector<store::Event>& events) {
 }
 
 void Follower::deliver(const std::vector<store::Event>& events) {
-  if (events.empty() || events.front().revision <= revision_) return;
+  if (events.empty() || events.front().revision <= seen_) return;
+  seen_ = events.front().revision;
   for (const auto& e : events) {
+    if (!guard_key_.empty() && e.key == guard_key_) continue;
     if (e.kind == store::Op::Kind::kPut) {
       kvs_[e.key] = e.value;
     } else {
@@ -83,12 +107,13 @@ void Follower::refresh(std::function<void(base::Status)> done) {
     }
     retry_ms_ = 100;
     caught_up_ = true;
-    if (r->revision > revision_ || watch_ == store::kNoWatch) {
-      KeyMap fresh;
-      for (auto& kv : r->kvs) fresh.emplace(std::move(kv.key), std::move(kv.value));
-      bool moved = fresh != kvs_ || r->revision > revision_;
+    if (r->revision > seen_ || watch_ == store::kNoWatch) {
+      int64_t header = r->revision;
+      auto [fresh, revision] = split(std::move(*r), guard_key_);
+      bool moved = fresh != kvs_ || revision != revision_;
       kvs_ = std::move(fresh);
-      revision_ = std::max(revision_, r->revision);
+      revision_ = revision;
+      seen_ = std::max(seen_, header);
       held_.clear();
       if (watch_ == store::kNoWatch) watch();
       if (moved) apply_(kvs_, revision_);
@@ -99,6 +124,7 @@ void Follower::refresh(std::function<void(base::Status)> done) {
 
 void Follower::committed(const std::vector<store::Op>& ops, int64_t revision) {
   for (const auto& op : ops) {
+    if (!guard_key_.empty() && op.key == guard_key_) continue;
     if (op.kind == store::Op::Kind::kPut) {
       kvs_[op.key] = op.value;
     } else {
@@ -106,6 +132,7 @@ void Follower::committed(const std::vector<store::Op>& ops, int64_t revision) {
     }
   }
   revision_ = std::max(revision_, revision);
+  seen_ = std::max(seen_, revision);
 }
 
 void Follower::hold() {

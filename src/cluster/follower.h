@@ -36,13 +36,22 @@ class Follower {
  public:
   using ApplyFn = std::function<void(const KeyMap& kvs, int64_t revision)>;
 
-  Follower(net::EventLoop& loop, store::Store& store, std::string prefix, ApplyFn apply);
+  // `guard_key` (under `prefix`, or empty): the key every configuration transaction writes; it is
+  // kept out of the copy, and its mod_revision is the copy's revision.
+  Follower(net::EventLoop& loop, store::Store& store, std::string prefix, std::string guard_key,
+           ApplyFn apply);
   ~Follower();
   Follower(const Follower&) = delete;
   Follower& operator=(const Follower&) = delete;
 
-  // Starts watching after `revision`, from a copy already running (read at start, or the cache).
-  void start(KeyMap kvs, int64_t revision);
+  // The keys of a range read (the guard left out) and their revision: the guard's mod_revision,
+  // the revision of the last configuration transaction (not etcd's header revision, which every
+  // write anywhere moves: nodes that serve the same keys then say the same revision).
+  static std::pair<KeyMap, int64_t> split(store::RangeResult read, const std::string& guard_key);
+
+  // Starts watching after `read_revision` (the header revision of the read the copy came from),
+  // from a copy already running (read at start, or the cache) at `revision`.
+  void start(KeyMap kvs, int64_t revision, int64_t read_revision);
   // A local write committed `ops` at `revision`: the copy moves there (apply is not called: the
   // writer publishes itself).
   void committed(const std::vector<store::Op>& ops, int64_t revision);
@@ -66,9 +75,11 @@ class Follower {
   net::EventLoop& loop_;
   store::Store& store_;
   std::string prefix_;
+  std::string guard_key_;
   ApplyFn apply_;
   KeyMap kvs_;
-  int64_t revision_ = 0;
+  int64_t revision_ = 0;  // of the copy (see split())
+  int64_t seen_ = 0;      // the newest store revision read or watched: the watch goes on after it
   store::WatchId watch_ = store::kNoWatch;
   int holds_ = 0;
   std::deque<std::vector<store::Event>> held_;

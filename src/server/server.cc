@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <tuple>
 
 #include "api/api.h"
 #include "api/http_server.h"
@@ -272,9 +273,11 @@ base::Status Server::open_etcd() {
   cluster_ = std::make_unique<cluster::Cluster>(*control_loop_, *etcd_, self);
   std::map<std::string, std::string> kvs;
   std::optional<cluster::Secrets> secrets;
+  int64_t read_revision = 0;
   if (all.ok()) {
-    for (auto& kv : all->kvs) kvs.emplace(std::move(kv.key), std::move(kv.value));
-    revision_ = all->revision;
+    read_revision = all->revision;
+    std::tie(kvs, revision_) =
+        cluster::Follower::split(std::move(*all), store::EtcdOptions{}.guard_key);
     auto loaded = cluster_->load_secrets_sync(sticky_secret_, fresh_ticket.to_bytes());
     if (!loaded.ok()) {
       return base::Error::config(
@@ -301,6 +304,7 @@ base::Status Server::open_etcd() {
     }
     kvs = std::move((*cache)->config);
     revision_ = (*cache)->revision;
+    read_revision = revision_;
     secrets = (*cache)->secrets;
     config_source_ = "cache";
     FLOG_WARN(
@@ -321,9 +325,9 @@ base::Status Server::open_etcd() {
     config_ = std::move(*cfg);
   }
   follower_ = std::make_unique<cluster::Follower>(
-      *control_loop_, *store_, "/fulcrum/",
+      *control_loop_, *store_, "/fulcrum/", store::EtcdOptions{}.guard_key,
       [this](const cluster::KeyMap& keys, int64_t rev) { follow(keys, rev); });
-  follower_->start(std::move(kvs), revision_);
+  follower_->start(std::move(kvs), revision_, read_revision);
   FLOG_INFO("cluster mode: node {} zone {}, {} load balancers", options_.node,
             options_.zone.empty() ? "-" : options_.zone, config_.loadbalancers.size());
   return {};
@@ -672,20 +676,23 @@ void Server::run_change() {
     out.edit_refused = true;
     return finish_change(std::move(out));
   }
+  std::map<std::string, std::string> before = stored_keys();
+  std::map<std::string, std::string> after = config::to_store(*next);
+  // Run the document in the store's order (lists sorted by key), as every other node and every
+  // restart will: GET /v1/config is then the same everywhere.
+  if (auto canonical = config::from_store(after); canonical.ok()) *next = std::move(*canonical);
+  if (c.kind == api::EditKind::kDocument && !c.have_base) {
+    c.have_base = true;
+    c.base_keys = before;
+    c.target_keys = after;
+  }
   auto p = prepare(*next);
   if (!p.ok()) return finish_change(refused_by_prepare(p.take_error()));
   if (c.dry_run) {
     api::ApplyOutcome out;
     out.revision = revision_;
     out.generation = generation_;
-    return finish_change(std::move(out));
-  }
-  std::map<std::string, std::string> before = stored_keys();
-  std::map<std::string, std::string> after = config::to_store(*next);
-  if (c.kind == api::EditKind::kDocument && !c.have_base) {
-    c.have_base = true;
-    c.base_keys = before;
-    c.target_keys = after;
+    return finish_change(std::move(out));  // the fresh sockets close here
   }
   std::vector<store::Op> ops = diff_ops(before, after);
   if (ops.empty()) {

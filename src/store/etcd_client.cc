@@ -28,6 +28,11 @@ namespace {
 constexpr std::string_view kAlphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// The byte at i as a uint32_t, so that shifting it stays unsigned (-Wsign-conversion at -O0).
+uint32_t byte_at(std::string_view s, size_t i) {
+  return static_cast<uint8_t>(s[i]);
+}
+
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -134,20 +139,19 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 3 <= in.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8) |
-                 static_cast<uint8_t>(in[i + 2]);
+    uint32_t v = (byte_at(in, i) << 16) | (byte_at(in, i + 1) << 8) | byte_at(in, i + 2);
     out += kAlphabet[v >> 18];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
     out += kAlphabet[v & 63];
   }
   if (i + 1 == in.size()) {
-    uint32_t v = static_cast<uint8_t>(in[i]) << 16;
+    uint32_t v = byte_at(in, i) << 16;
     out += kAlphabet[v >> 18];
     out += kAlphabet[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    uint32_t v = (static_cast<uint8_t>(in[i]) << 16) | (static_cast<uint8_t>(in[i + 1]) << 8);
+    uint32_t v = (byte_at(in, i) << 16) | (byte_at(in, i + 1) << 8);
     out += kAlphabet[v >> 18];
     out += kAlphabet[(v >> 12) & 63];
     out += kAlphabet[(v >> 6) & 63];
@@ -447,13 +451,14 @@ class EtcdClient::Impl final : public net::IoHandler {
       finish(id, {}, base::Error::internal("etcd watch stream ended: " + why));
       return;
     }
+    // Every endpoint's failure is kept: the answer names them all.
+    t.last_error += (t.last_error.empty() ? "" : "; ") + why;
     if (t.tried < options_.endpoints.size() && base::monotonic_ms() < t.deadline_ms) {
-      t.last_error = why;
       detach(t);
       start(t);
       return;
     }
-    if (!t.last_error.empty() && t.last_error != why) why = t.last_error + "; " + why;
+    why = t.last_error;
     EtcdOutcome out;
     out.maybe_sent = t.maybe_sent;
     out.reply = base::Error::internal("etcd did not answer: " + why);

@@ -32,7 +32,8 @@ struct EtcdOptions {
   int connect_timeout_ms = 1000;  // per endpoint
   int request_timeout_ms = 3000;  // a unary request over every endpoint it tries
   // The key whose mod_revision guards configuration transactions (store.h "Guarded transactions").
-  std::string guard_key = "/fulcrum-cluster/txn";
+  // Under the configuration's prefix, so that one range read gives the keys and their revision.
+  std::string guard_key = "/fulcrum/txn";
 };
 
 // Parses the --store value "etcd://HOST:PORT[,HOST:PORT...]"; each endpoint may also be written

@@ -426,10 +426,6 @@ class EtcdStore::Impl {
     const json& res = msg["result"];
     int64_t header_rev = int_field(res.value("header", json::object()), "revision");
     if (res.value("created", false)) {
-      if (w.failed) {
-        FLOG_INFO("etcd watch of '{}' resumed at revision {}", w.prefix, header_rev);
-        w.failed = false;
-      }
       w.backoff_ms = kFirstBackoffMs;
       if (w.next_revision == 0) w.next_revision = header_rev + 1;
     }
@@ -449,6 +445,10 @@ class EtcdStore::Impl {
       return;
     }
     if (!res.contains("events") || !res["events"].is_array()) return;
+    if (w.failed) {  // not at "created": etcd may still cancel a compacted start right after it
+      FLOG_INFO("etcd watch of '{}' resumed", w.prefix);
+      w.failed = false;
+    }
     // One call per revision: etcd may send several transactions in one message.
     std::vector<Event> batch;
     int64_t batch_rev = 0;

@@ -277,7 +277,7 @@ base::Result<int64_t> SqliteStore::txn(const std::vector<Op>& ops, int64_t expec
   history_events_ = c.history_events;
   compacted_revision_ = c.compacted_revision;
   if (c.collect_events && !c.events.empty()) publish(Batch{c.revision, std::move(c.events)});
-  return revision_;
+  return c.revision;  // not revision_: a watch callback may have committed since
 }
 
 // Everything between BEGIN IMMEDIATE and COMMIT. With synchronous=FULL in WAL mode, COMMIT returns

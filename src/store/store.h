@@ -90,8 +90,10 @@ class Store {
   virtual base::Result<int64_t> txn(const std::vector<Op>& ops, int64_t expected_revision = -1) = 0;
 
   // The same, answered through `done` on the store's thread (SQLite: before returning). An error
-  // that is neither a conflict nor a refusal of the request means the store could not be reached
-  // and the outcome is known not to have committed.
+  // that is neither a conflict nor a refusal means the store could not be reached. For etcd, a
+  // guarded txn whose first attempt went unanswered is sent once more (and resolved as EtcdStore
+  // says), so it can take up to twice the request timeout; an unguarded one that went unanswered
+  // may still have committed.
   virtual void range_async(std::string prefix, RangeDone done) { done(range(prefix)); }
   virtual void txn_async(std::vector<Op> ops, int64_t expected_revision, TxnDone done) {
     done(txn(ops, expected_revision));

@@ -19,128 +19,84 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-std::vector<std::string> keys_of(const RangeResult& r) {
-  std::vector<std::string> keys;
-  for (const auto& kv : r.kvs) keys.push_back(kv.key);
-  return keys;
-}
+// The contract both stores share is in conformance_test.cc; here what only SQLite does.
 
-TEST_F(SqliteStore, PutGetDelete) {
+TEST_F(SqliteStore, CountsRevisionsFromZero) {
   auto store = open();
   ASSERT_TRUE(store);
   EXPECT_EQ(store->describe(), "sqlite:" + path());
+  EXPECT_EQ(store->kind(), "sqlite");
+  EXPECT_EQ(store->endpoints(), (std::vector<std::string>{path()}));
   auto empty = store->range("");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->kvs.empty());
   EXPECT_EQ(empty->revision, 0);
+  EXPECT_EQ(commit(*store, {}), 0);
 
-  EXPECT_EQ(commit(*store, {Op::put("/fulcrum/lb/web", R"({"name":"web"})")}), 1);
-  auto kv = get(*store, "/fulcrum/lb/web");
-  ASSERT_TRUE(kv);
-  EXPECT_EQ(kv->value, R"({"name":"web"})");
-  EXPECT_EQ(kv->mod_revision, 1);
-
-  EXPECT_EQ(commit(*store, {Op::del("/fulcrum/lb/web")}), 2);
-  EXPECT_FALSE(get(*store, "/fulcrum/lb/web"));
-  EXPECT_EQ(store->range("")->revision, 2);
-}
-
-TEST_F(SqliteStore, RevisionsAndModRevisions) {
-  auto store = open();
-  ASSERT_TRUE(store);
   EXPECT_EQ(commit(*store, {Op::put("/a", "1")}), 1);
-  EXPECT_EQ(commit(*store, {Op::put("/b", "1")}), 2);
-  EXPECT_EQ(commit(*store, {Op::put("/a", "2")}), 3);
-  EXPECT_EQ(get(*store, "/a")->mod_revision, 3);
-  EXPECT_EQ(get(*store, "/b")->mod_revision, 2);
+  EXPECT_EQ(commit(*store, {Op::put("/b", "1"), Op::put("/c", "1")}), 2);
+  EXPECT_EQ(get(*store, "/a")->mod_revision, 1);
+  EXPECT_EQ(get(*store, "/c")->mod_revision, 2);
+  EXPECT_EQ(commit(*store, {Op::del("/a")}), 3);
 
-  // One transaction, one revision, whatever the number of operations; later ops see earlier ones.
-  EXPECT_EQ(commit(*store, {Op::put("/c", "x"), Op::put("/d", "y"), Op::put("/c", "z")}), 4);
-  EXPECT_EQ(get(*store, "/c")->value, "z");
-  EXPECT_EQ(get(*store, "/c")->mod_revision, 4);
-  EXPECT_EQ(get(*store, "/d")->mod_revision, 4);
-
-  // Deleting a missing key is not an error; the transaction still commits.
-  EXPECT_EQ(commit(*store, {Op::del("/missing")}), 5);
-  EXPECT_EQ(store->range("")->revision, 5);
+  // Deleting a missing key commits a revision of its own here (etcd's revision stays).
+  EXPECT_EQ(commit(*store, {Op::del("/missing")}), 4);
+  EXPECT_EQ(store->range("")->revision, 4);
 }
 
-TEST_F(SqliteStore, CompareConflictChangesNothing) {
+TEST_F(SqliteStore, LeasesAreRefused) {
   auto store = open();
   ASSERT_TRUE(store);
-  EXPECT_EQ(commit(*store, {Op::put("/a", "1")}), 1);
-  EXPECT_EQ(commit(*store, {Op::put("/b", "1")}), 2);
-
-  auto stale = store->txn({Op::put("/a", "lost"), Op::del("/b"), Op::put("/c", "lost")}, 1);
-  ASSERT_FALSE(stale.ok());
-  EXPECT_EQ(stale.error().message, kConflictMessage);
-  auto after = store->range("");
-  ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->revision, 2);
-  EXPECT_EQ(keys_of(*after), (std::vector<std::string>{"/a", "/b"}));
-  EXPECT_EQ(get(*store, "/a")->value, "1");
-
-  EXPECT_EQ(commit(*store, {Op::put("/a", "won")}, 2), 3);
-  EXPECT_EQ(get(*store, "/a")->value, "won");
-}
-
-TEST_F(SqliteStore, RefusedTransactionChangesNothing) {
-  auto store = open();
-  ASSERT_TRUE(store);
-  auto bad = store->txn({Op::put("/a", "1"), Op::put("", "no key")});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.error().message.find("empty key"), std::string::npos) << bad.error().message;
+  Op leased = Op::put("/node", "up");
+  leased.lease = 42;
+  auto r = store->txn({Op::put("/a", "1"), leased});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("leases need etcd"), std::string::npos) << r.error().message;
   EXPECT_EQ(store->range("")->revision, 0);
   EXPECT_FALSE(get(*store, "/a"));
 }
 
-TEST_F(SqliteStore, EmptyTransaction) {
+// The last guarded revision is stored with the data: a reopened store still refuses a stale write
+// and still lets an unguarded write in between pass.
+TEST_F(SqliteStore, GuardedRevisionSurvivesReopen) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(commit(*store, {Op::put("/config", "1")}, 0), 1);
+    EXPECT_EQ(commit(*store, {Op::put("/config", "2")}, 1), 2);
+    EXPECT_EQ(commit(*store, {Op::put("/node", "up")}), 3);
+  }
   auto store = open();
   ASSERT_TRUE(store);
-  EXPECT_EQ(commit(*store, {}), 0);
-  EXPECT_EQ(commit(*store, {Op::put("/a", "1")}), 1);
-  EXPECT_EQ(commit(*store, {}), 1);
-  EXPECT_EQ(commit(*store, {}, 1), 1);
-  auto stale = store->txn({}, 0);
+  auto stale = store->txn({Op::put("/config", "lost")}, 1);
   ASSERT_FALSE(stale.ok());
   EXPECT_EQ(stale.error().message, kConflictMessage);
-  EXPECT_EQ(store->range("")->revision, 1);
+  EXPECT_EQ(commit(*store, {Op::put("/config", "3")}, 2), 4);
 }
 
-TEST_F(SqliteStore, PrefixRangeTakesWildcardsLiterally) {
+// A store written before guarded transactions existed has no guarded_revision: every commit it
+// holds was guarded, so the first open takes the current revision.
+TEST_F(SqliteStore, StoreWithoutGuardedRevisionTakesTheCurrentOne) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    commit(*store, {Op::put("/a", "1")});
+    commit(*store, {Op::put("/a", "2")});
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM meta WHERE name = 'guarded_revision'", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  EXPECT_EQ(sqlite3_changes(db), 1);
+  sqlite3_close(db);
+
   auto store = open();
   ASSERT_TRUE(store);
-  std::vector<std::string> keys = {"/a",           "/a_b",   "/a_b/1", "/a%b/1",
-                                   "/axb/1",       "/aXb/1", "/a\\b",  "/a\xff",
-                                   "/a\xff\xff/x", "/b",     "/a_",    std::string("/a\0z", 4)};
-  std::vector<Op> ops;
-  for (const auto& k : keys) ops.push_back(Op::put(k, "v:" + k));
-  commit(*store, ops);
-
-  EXPECT_EQ(keys_of(*store->range("/a_")), (std::vector<std::string>{"/a_", "/a_b", "/a_b/1"}));
-  EXPECT_EQ(keys_of(*store->range("/a%")), (std::vector<std::string>{"/a%b/1"}));
-  EXPECT_EQ(keys_of(*store->range("/a\\")), (std::vector<std::string>{"/a\\b"}));
-  EXPECT_EQ(keys_of(*store->range("/a\xff")), (std::vector<std::string>{"/a\xff", "/a\xff\xff/x"}));
-  EXPECT_EQ(keys_of(*store->range(std::string("/a\0", 3))),
-            (std::vector<std::string>{std::string("/a\0z", 4)}));
-  EXPECT_EQ(keys_of(*store->range("/b")), (std::vector<std::string>{"/b"}));
-  EXPECT_TRUE(store->range("/c")->kvs.empty());
-
-  // Everything, sorted as bytes.
-  auto all = store->range("");
-  ASSERT_TRUE(all.ok());
-  std::sort(keys.begin(), keys.end());
-  EXPECT_EQ(keys_of(*all), keys);
-  for (const auto& kv : all->kvs) EXPECT_EQ(kv.value, "v:" + kv.key);
-}
-
-TEST_F(SqliteStore, ValuesAreBytes) {
-  auto store = open();
-  ASSERT_TRUE(store);
-  std::string binary("a\0b\xff", 4);
-  commit(*store, {Op::put("/empty", ""), Op::put("/binary", binary)});
-  EXPECT_EQ(get(*store, "/empty")->value, "");
-  EXPECT_EQ(get(*store, "/binary")->value, binary);
+  auto stale = store->txn({Op::put("/a", "lost")}, 1);
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.error().message, kConflictMessage);
+  EXPECT_EQ(commit(*store, {Op::put("/a", "3")}, 2), 3);
 }
 
 TEST_F(SqliteStore, ReopenKeepsEverything) {
