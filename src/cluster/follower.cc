@@ -69,17 +69,19 @@ void Follower::on_events(const std::vector<store::Event>& events) {
   deliver(events);
 }
 
+void Follower::change(store::Op::Kind kind, const std::string& key, const std::string& value) {
+  if (!guard_key_.empty() && key == guard_key_) return;  // its revision is the copy's, not a key
+  if (kind == store::Op::Kind::kPut) {
+    kvs_[key] = value;
+  } else {
+    kvs_.erase(key);
+  }
+}
+
 void Follower::deliver(const std::vector<store::Event>& events) {
   if (events.empty() || events.front().revision <= seen_) return;
   seen_ = events.front().revision;
-  for (const auto& e : events) {
-    if (!guard_key_.empty() && e.key == guard_key_) continue;
-    if (e.kind == store::Op::Kind::kPut) {
-      kvs_[e.key] = e.value;
-    } else {
-      kvs_.erase(e.key);
-    }
-  }
+  for (const auto& e : events) change(e.kind, e.key, e.value);
   revision_ = events.front().revision;
   apply_(kvs_, revision_);
 }
@@ -123,14 +125,7 @@ void Follower::refresh(std::function<void(base::Status)> done) {
 }
 
 void Follower::committed(const std::vector<store::Op>& ops, int64_t revision) {
-  for (const auto& op : ops) {
-    if (!guard_key_.empty() && op.key == guard_key_) continue;
-    if (op.kind == store::Op::Kind::kPut) {
-      kvs_[op.key] = op.value;
-    } else {
-      kvs_.erase(op.key);
-    }
-  }
+  for (const auto& op : ops) change(op.kind, op.key, op.value);
   revision_ = std::max(revision_, revision);
   seen_ = std::max(seen_, revision);
 }

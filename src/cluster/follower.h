@@ -70,6 +70,8 @@ class Follower {
   void on_events(const std::vector<store::Event>& events);
   void on_lost();
   void deliver(const std::vector<store::Event>& events);
+  // One put or delete into the copy.
+  void change(store::Op::Kind kind, const std::string& key, const std::string& value);
   static void on_retry(void* self);
 
   net::EventLoop& loop_;

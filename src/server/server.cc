@@ -168,18 +168,26 @@ base::Status Server::start() {
   return {};
 }
 
+namespace {
+// The data directory, private to the daemon's user.
+base::Status make_data_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return base::Error::system(ec.value(),
+                               "cannot create the data directory " + dir + ": " + ec.message());
+  }
+  ::chmod(dir.c_str(), 0700);
+  return {};
+}
+}  // namespace
+
 base::Status Server::open_store() {
   if (options_.store.rfind("etcd://", 0) == 0) return open_etcd();
   if (options_.store != "sqlite") {
     return base::Error::config("--store", "must be sqlite or etcd://HOST:PORT[,HOST:PORT...]");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options_.data_dir, ec);
-  if (ec) {
-    return base::Error::system(
-        ec.value(), "cannot create the data directory " + options_.data_dir + ": " + ec.message());
-  }
-  ::chmod(options_.data_dir.c_str(), 0700);
+  if (auto st = make_data_dir(options_.data_dir); !st.ok()) return st;
   auto opened = store::open_sqlite(options_.data_dir + "/fulcrum.db");
   if (!opened.ok()) return opened.take_error();
   store_ = std::move(*opened);
@@ -237,13 +245,7 @@ base::Status Server::open_etcd() {
     if (!pw.ok()) return pw.take_error();
     eo.password = std::move(*pw);
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options_.data_dir, ec);
-  if (ec) {
-    return base::Error::system(
-        ec.value(), "cannot create the data directory " + options_.data_dir + ": " + ec.message());
-  }
-  ::chmod(options_.data_dir.c_str(), 0700);
+  if (auto st = make_data_dir(options_.data_dir); !st.ok()) return st;
   cache_path_ = options_.data_dir + "/cluster-cache.json";
   auto opened = store::EtcdStore::open(*control_loop_, std::move(eo));
   if (!opened.ok()) return base::Error::config("--store", opened.error().message);
