@@ -13,7 +13,7 @@ import http.client
 
 import certs as certs_mod
 import harness as h
-from test_http_listener import request
+from test_http_listener import Traffic, request
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs"
 
@@ -287,48 +287,7 @@ class ApiTest(unittest.TestCase):
             {"app": [e.port for e in echoes[:3]]},
             [{"protocol": "http", "port": port, "server_group": "app", "drain_timeout": 30},
              {"protocol": "tcp", "port": tport, "server_group": "app", "drain_timeout": 30}]))
-        stop = threading.Event()
-        counts = {"ok": 0}
-        failures = []
-        lock = threading.Lock()
-
-        def keep_alive_client():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            while not stop.is_set():
-                try:
-                    conn.request("GET", "/")
-                    resp = conn.getresponse()
-                    resp.read()
-                    with lock:
-                        if resp.status == 200:
-                            counts["ok"] += 1
-                        else:
-                            failures.append(f"http {resp.status}")
-                except Exception as e:  # noqa: BLE001 - any failure is the finding
-                    with lock:
-                        failures.append(f"keep-alive: {e!r}")
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.close()
-
-        def new_connection_client(p):
-            while not stop.is_set():
-                try:
-                    status, _, _ = request(p)
-                    with lock:
-                        if status == 200:
-                            counts["ok"] += 1
-                        else:
-                            failures.append(f"new conn {p}: {status}")
-                except Exception as e:  # noqa: BLE001
-                    with lock:
-                        failures.append(f"new conn {p}: {e!r}")
-
-        threads = [threading.Thread(target=keep_alive_client) for _ in range(2)]
-        threads += [threading.Thread(target=new_connection_client, args=(p,))
-                    for p in (port, tport)]
-        for t in threads:
-            t.start()
+        traffic = Traffic(port, keep_alive=2, new_connection_ports=(port, tport)).start()
         group = "/v1/loadbalancers/web/servergroups/app"
         spare = [e.port for e in echoes[3:]]
         extra_port = h.free_port()
@@ -359,12 +318,10 @@ class ApiTest(unittest.TestCase):
                 time.sleep(0.02)
         finally:
             time.sleep(0.3)
-            stop.set()
-            for t in threads:
-                t.join(timeout=20)
+            traffic.stop()
         self.assertEqual(changes, 50)
-        self.assertEqual(failures, [])
-        self.assertGreater(counts["ok"], 200)
+        self.assertEqual(traffic.failures, [])
+        self.assertGreater(traffic.ok, 200)
 
     def test_kill9_during_writes_loses_no_acknowledged_write(self):
         f = self.daemon()

@@ -24,7 +24,7 @@ import unittest
 import certs as certs_mod
 import etcd_cluster as ec
 import harness as h
-from test_http_listener import read_response, request
+from test_http_listener import Traffic, read_response, request
 
 GROUP = "/v1/loadbalancers/web/servergroups/app"
 
@@ -475,50 +475,11 @@ class ClusterTest(unittest.TestCase):
         self.ok(na, "POST", "/v1/loadbalancers",
                 lb_doc([a.port, b.port], [http_listener(port, drain_timeout=30)]))
         self.wait_same_config([na, nb], timeout=1.0)
-        stop = threading.Event()
-        counts = {"ok": 0}
-        failures = []
-        lock = threading.Lock()
-
-        def keep_alive_client():
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            while not stop.is_set():
-                try:
-                    conn.request("GET", "/")
-                    resp = conn.getresponse()
-                    body = resp.read()
-                    with lock:
-                        if resp.status == 200 and body.strip() in (b"a", b"b"):
-                            counts["ok"] += 1
-                        else:
-                            failures.append(f"keep-alive: {resp.status} {body[:80]!r}")
-                except Exception as e:  # noqa: BLE001 - any failure is the finding
-                    with lock:
-                        failures.append(f"keep-alive: {e!r}")
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.close()
-
-        def new_connection_client():
-            while not stop.is_set():
-                try:
-                    status, _, body = request(port)
-                    with lock:
-                        if status == 200:
-                            counts["ok"] += 1
-                        else:
-                            failures.append(f"new connection: {status} {body[:80]!r}")
-                except Exception as e:  # noqa: BLE001
-                    with lock:
-                        failures.append(f"new connection: {e!r}")
-
-        threads = [threading.Thread(target=keep_alive_client) for _ in range(2)]
-        threads.append(threading.Thread(target=new_connection_client))
-        for t in threads:
-            t.start()
+        traffic = Traffic(port, keep_alive=2, new_connection_ports=(port,), names=(b"a", b"b"))
+        traffic.start()
         try:
             time.sleep(0.5)
-            before_kill = counts["ok"]
+            before_kill = traffic.ok
             etcd.kill9_all()
             killed = time.monotonic()
             mutations = {}
@@ -564,12 +525,10 @@ class ClusterTest(unittest.TestCase):
             remaining = 3.0 - (time.monotonic() - killed)
             if remaining > 0:
                 time.sleep(remaining)
-            after_kill = counts["ok"] - before_kill
+            after_kill = traffic.ok - before_kill
         finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=20)
-        self.assertEqual(failures, [])
+            traffic.stop()
+        self.assertEqual(traffic.failures, [])
         self.assertGreater(after_kill, 100, "too little traffic went through after the kill")
 
         # etcd returns: mutations work again, and both nodes follow.

@@ -4,6 +4,7 @@ Real fulcrumd, real fulcrum-echo HTTP backends, curl and raw sockets on loopback
 """
 import collections
 import contextlib
+import http.client
 import os
 import re
 import signal
@@ -96,6 +97,66 @@ def request(port, path="/", host="x", extra=b"", method="GET"):
                   + extra + b"\r\n")
         status, headers, body, _ = read_response(s)
         return status, headers, body
+
+
+class Traffic:
+    """Clients that send requests until stop(): `keep_alive` clients each reusing one connection to
+    `port`, and one client per port of `new_connection_ports` opening a connection per request.
+    Every answer that is not 200 (or, with `names`, whose body is not one of them) and every error
+    is a failure. `ok` counts the good answers."""
+
+    def __init__(self, port, keep_alive=2, new_connection_ports=(), names=None):
+        self.port = port
+        self.names = names
+        self.ok = 0
+        self.failures = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._keep_alive) for _ in range(keep_alive)]
+        self._threads += [threading.Thread(target=self._new_connections, args=(p,))
+                          for p in new_connection_ports]
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=20)
+
+    def _count(self, what, status, body):
+        with self._lock:
+            if status == 200 and (self.names is None or body.strip() in self.names):
+                self.ok += 1
+            else:
+                self.failures.append(f"{what}: {status} {body[:80]!r}")
+
+    def _failed(self, what, e):
+        with self._lock:
+            self.failures.append(f"{what}: {e!r}")
+
+    def _keep_alive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        while not self._stop.is_set():
+            try:
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                self._count("keep-alive", resp.status, resp.read())
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                self._failed("keep-alive", e)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.close()
+
+    def _new_connections(self, port):
+        while not self._stop.is_set():
+            try:
+                status, _, body = request(port)
+                self._count(f"new connection {port}", status, body)
+            except Exception as e:  # noqa: BLE001
+                self._failed(f"new connection {port}", e)
 
 
 class HttpListenerTest(unittest.TestCase):
