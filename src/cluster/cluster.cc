@@ -182,8 +182,9 @@ void Cluster::start(SecretsFn on_tickets, std::function<std::string()> fresh_tic
   on_tickets_ = std::move(on_tickets);
   fresh_ticket_ = std::move(fresh_ticket);
   self_.started_ms = self_.started_ms ? self_.started_ms : base::wall_ms();
-  follower_->start({}, 0, 0);
-  follower_->refresh([](base::Status) {});
+  // Read first, then watch from the revision read: a watch from the beginning would replay every
+  // node record etcd's history still holds.
+  follower_->begin();
   register_node();
   heartbeat_->arm_in(kHeartbeatMs);
   rotation_->arm_in(kRotationCheckMs);
@@ -220,6 +221,7 @@ void Cluster::register_node() {
 
 void Cluster::write_record() {
   self_.last_seen_ms = base::wall_ms();
+  record_written_ms_ = base::monotonic_ms();
   record_dirty_ = false;
   store_.txn_async(
       {store::Op::put(std::string(kNodesPrefix) + self_.name, record_json(self_).dump())}, -1,
@@ -251,7 +253,9 @@ void Cluster::on_heartbeat(void* arg) {
       self->register_node();
     }
   });
-  self->write_record();
+  if (self->record_dirty_ || base::monotonic_ms() - self->record_written_ms_ >= kRecordMs) {
+    self->write_record();
+  }
 }
 
 void Cluster::on_cluster_change(const KeyMap& kvs) {

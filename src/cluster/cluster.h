@@ -40,7 +40,8 @@ inline constexpr const char* kAlivePrefix = "/fulcrum-cluster/alive/";
 inline constexpr const char* kStickyKey = "/fulcrum-cluster/secrets/sticky";
 inline constexpr const char* kTicketsKey = "/fulcrum-cluster/secrets/tickets";
 inline constexpr int64_t kLeaseTtlS = 6;
-inline constexpr int64_t kHeartbeatMs = 3000;
+inline constexpr int64_t kHeartbeatMs = 2000;  // lease keep-alive (moves no etcd revision)
+inline constexpr int64_t kRecordMs = 10000;    // node record rewrite (last_seen), besides changes
 
 struct NodeRecord {
   std::string name;
@@ -121,6 +122,7 @@ class Cluster {
   bool registering_ = false;
   bool record_dirty_ = true;
   bool left_ = false;
+  int64_t record_written_ms_ = 0;
   std::unique_ptr<net::Timer> heartbeat_;
   std::unique_ptr<net::Timer> rotation_;
   SecretsFn on_tickets_;

@@ -86,8 +86,12 @@ void Follower::deliver(const std::vector<store::Event>& events) {
   apply_(kvs_, revision_);
 }
 
-// The history the watch needed is gone: read everything again (retrying while the store is
-// unreachable) and watch from there.
+void Follower::begin() {
+  on_lost();
+}
+
+// The history the watch needed is gone (or there is no copy yet): read everything again (retrying
+// while the store is unreachable) and watch from there.
 void Follower::on_lost() {
   refresh([this](base::Status st) {
     if (!st.ok()) {

@@ -52,6 +52,9 @@ class Follower {
   // Starts watching after `read_revision` (the header revision of the read the copy came from),
   // from a copy already running (read at start, or the cache) at `revision`.
   void start(KeyMap kvs, int64_t revision, int64_t read_revision);
+  // Starts from nothing: reads everything (again and again, backing off, while the store is
+  // unreachable), applies it, then watches from the revision read.
+  void begin();
   // A local write committed `ops` at `revision`: the copy moves there (apply is not called: the
   // writer publishes itself).
   void committed(const std::vector<store::Op>& ops, int64_t revision);
