@@ -22,6 +22,7 @@
 #include "api/tokens.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "cluster/changes.h"
 #include "cluster/cluster.h"
 #include "cluster/follower.h"
 #include "config/compile.h"
@@ -43,29 +44,7 @@ constexpr int kUdpSocketBuffer = 4 << 20;
 constexpr int64_t kPublishWaitMs = 5000;  // a worker that does not ack by then is stuck
 constexpr int64_t kDrainPollMs = 100;     // how often the control loop looks at draining workers
 constexpr int kMaxChangeAttempts = 64;    // conflicting writes of other nodes before giving up
-constexpr int64_t kStoreCheckMs = 1000;   // cluster mode: cache → store, node record upkeep
-
-// The operations that turn the key set `before` into `after`.
-std::vector<store::Op> diff_ops(const std::map<std::string, std::string>& before,
-                                const std::map<std::string, std::string>& after) {
-  std::vector<store::Op> ops;
-  for (const auto& [key, value] : after) {
-    auto it = before.find(key);
-    if (it == before.end() || it->second != value) ops.push_back(store::Op::put(key, value));
-  }
-  for (const auto& [key, value] : before) {
-    if (!after.count(key)) ops.push_back(store::Op::del(key));
-  }
-  return ops;
-}
-
-// The keys whose value (or presence) differs between a and b.
-std::vector<std::string> changed_keys(const std::map<std::string, std::string>& a,
-                                      const std::map<std::string, std::string>& b) {
-  std::vector<std::string> out;
-  for (const auto& op : diff_ops(a, b)) out.push_back(op.key);
-  return out;
-}
+constexpr int64_t kStoreCheckMs = 1000;   // cluster mode: is etcd back after a start from cache?
 
 // Counts acknowledgements from worker threads. [any]
 class Latch {
@@ -616,7 +595,7 @@ api::ApplyOutcome Server::apply(const config::Config& next, bool dry_run) {
     return out;  // the fresh sockets close here
   }
   // The store write is the commit point: durable before any worker or client hears of it.
-  std::vector<store::Op> ops = diff_ops(stored_keys(), config::to_store(next));
+  std::vector<store::Op> ops = cluster::diff(stored_keys(), config::to_store(next));
   if (!ops.empty()) {
     int64_t base = follower_ ? follower_->revision() : revision_;
     auto rev = store_->txn(ops, base);
@@ -696,7 +675,7 @@ void Server::run_change() {
     out.generation = generation_;
     return finish_change(std::move(out));  // the fresh sockets close here
   }
-  std::vector<store::Op> ops = diff_ops(before, after);
+  std::vector<store::Op> ops = cluster::diff(before, after);
   if (ops.empty()) {
     // Nothing to store; the running generation may still differ (a refused follow): run it.
     activate(std::move(*p), *next, /*announce=*/false);
@@ -760,26 +739,14 @@ void Server::retry_change() {
     if (!st.ok()) return finish_change(unavailable(st.error().message));
     Change& c = *changes_.front();
     if (c.kind == api::EditKind::kDocument && c.have_base) {
-      std::vector<std::string> mine = changed_keys(c.base_keys, c.target_keys);
-      std::vector<std::string> theirs = changed_keys(c.base_keys, follower_->kvs());
-      for (const auto& k : mine) {
-        if (std::find(theirs.begin(), theirs.end(), k) != theirs.end()) {
-          api::ApplyOutcome out;
-          out.refusal = api::Refusal::kConflict;
-          out.error = base::Error::internal(
-              k + " was changed by another writer since this document was read; read it again");
-          return finish_change(std::move(out));
-        }
+      auto merged = cluster::replay(c.base_keys, c.target_keys, follower_->kvs());
+      if (!merged.ok()) {
+        api::ApplyOutcome out;
+        out.refusal = api::Refusal::kConflict;
+        out.error = merged.take_error();
+        return finish_change(std::move(out));
       }
-      std::map<std::string, std::string> merged = follower_->kvs();
-      for (const auto& op : diff_ops(c.base_keys, c.target_keys)) {
-        if (op.kind == store::Op::Kind::kPut) {
-          merged[op.key] = op.value;
-        } else {
-          merged.erase(op.key);
-        }
-      }
-      auto rebased = config::from_store(merged);
+      auto rebased = config::from_store(*merged);
       if (!rebased.ok()) {
         api::ApplyOutcome out;
         out.refusal = api::Refusal::kConflict;
@@ -791,7 +758,7 @@ void Server::retry_change() {
         return std::optional<config::Config>(doc);
       };
       c.base_keys = follower_->kvs();
-      c.target_keys = merged;
+      c.target_keys = std::move(*merged);
     }
     run_change();
   });

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cluster/changes.h"
 #include "cluster/cluster.h"
 #include "cluster/follower.h"
 #include "store/etcd_client.h"
@@ -55,6 +56,43 @@ TEST(Secrets, ParsedOnlyWhenWhole) {
   EXPECT_FALSE(secrets_of({{kStickyKey, "ff"}, {kTicketsKey, tickets_json("short", b, 1)}}))
       << "a ticket key is 80 bytes";
   EXPECT_FALSE(secrets_of({{kStickyKey, "ff"}, {kTicketsKey, "not json"}}));
+}
+
+TEST(Changes, DiffPutsThenDeletes) {
+  KeyMap before{{"/a", "1"}, {"/b", "1"}, {"/c", "1"}};
+  KeyMap after{{"/a", "1"}, {"/b", "2"}, {"/d", "1"}};
+  auto ops = diff(before, after);
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].kind, store::Op::Kind::kPut);
+  EXPECT_EQ(ops[0].key, "/b");
+  EXPECT_EQ(ops[0].value, "2");
+  EXPECT_EQ(ops[1].key, "/d");
+  EXPECT_EQ(ops[2].kind, store::Op::Kind::kDelete);
+  EXPECT_EQ(ops[2].key, "/c");
+  EXPECT_TRUE(diff(after, after).empty());
+}
+
+TEST(Changes, ReplayCarriesADocumentOntoOtherKeysChanges) {
+  KeyMap base{{"/lb/a", "1"}, {"/lb/b", "1"}, {"/lb/gone", "1"}};
+  KeyMap mine{
+      {"/lb/a", "2"}, {"/lb/b", "1"}, {"/lb/new", "1"}};  // changes a, adds new, deletes gone
+  KeyMap fresh{{"/lb/a", "1"}, {"/lb/b", "9"}, {"/lb/gone", "1"}, {"/lb/theirs", "1"}};
+  auto merged = replay(base, mine, fresh);
+  ASSERT_TRUE(merged.ok()) << merged.error().message;
+  EXPECT_EQ(*merged,
+            (KeyMap{{"/lb/a", "2"}, {"/lb/b", "9"}, {"/lb/new", "1"}, {"/lb/theirs", "1"}}))
+      << "theirs and mine, both kept";
+}
+
+TEST(Changes, ReplayRefusesAKeyBothChanged) {
+  KeyMap base{{"/lb/a", "1"}};
+  KeyMap mine{{"/lb/a", "2"}};
+  auto changed = replay(base, mine, KeyMap{{"/lb/a", "3"}});
+  ASSERT_FALSE(changed.ok());
+  EXPECT_NE(changed.error().message.find("/lb/a"), std::string::npos);
+  EXPECT_FALSE(replay(base, mine, KeyMap{}).ok()) << "deleted by the other writer";
+  EXPECT_FALSE(replay(KeyMap{}, mine, KeyMap{{"/lb/a", "5"}}).ok()) << "created by both";
+  EXPECT_TRUE(replay(base, base, KeyMap{{"/lb/a", "3"}}).ok()) << "nothing of mine changes";
 }
 
 class CacheFile : public ::testing::Test {
