@@ -1,5 +1,7 @@
 #include "document.h"
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -123,7 +125,63 @@ base::Result<Json> scalar(const YAML::Node& node, const std::string& path) {
   return Json(text);
 }
 
-base::Result<Json> convert(const YAML::Node& node, const std::string& path) {
+// The server's bounds on a YAML document (src/config/yaml.cc), applied before fulcrumctl expands
+// the tree into JSON: a "billion laughs" file (aliases of aliases) is refused here with the
+// server's message instead of filling the memory of the client.
+constexpr size_t kMaxDocumentBytes = 16u << 20;  // the API's body limit
+constexpr size_t kMaxYamlNodes = 1'000'000;      // nodes as written (yaml-cpp: ~500 bytes each)
+constexpr size_t kMaxValues = 1'000'000;  // keys and list items reached, an alias at each use
+constexpr size_t kMaxText = 16u << 20;    // scalar text reached, an alias at each use
+
+struct Budget {
+  size_t values = 0;
+  size_t text = 0;
+};
+
+base::Status spend(Budget& budget, const YAML::Node& node) {
+  if (++budget.values > kMaxValues) {
+    return base::Error::config(
+        "", "document too large (more than 1000000 values; an alias counts at each use)");
+  }
+  if (node.IsScalar() && (budget.text += node.Scalar().size()) > kMaxText) {
+    return base::Error::config(
+        "", "document too large (more than 16 MiB of text; an alias counts at each use)");
+  }
+  return {};
+}
+
+struct TooManyNodes {};
+
+// Counts the nodes of the first document as parse events, before any tree is built.
+class NodeCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    node();
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node();
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    node();
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node() {
+    if (++nodes_ > kMaxYamlNodes) throw TooManyNodes{};
+  }
+  size_t nodes_ = 0;
+};
+
+base::Result<Json> convert(const YAML::Node& node, const std::string& path, Budget& budget) {
   switch (node.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -134,7 +192,8 @@ base::Result<Json> convert(const YAML::Node& node, const std::string& path) {
       Json out = Json::array();
       size_t i = 0;
       for (const YAML::Node& item : node) {
-        auto v = convert(item, path + "[" + std::to_string(i++) + "]");
+        if (auto st = spend(budget, item); !st.ok()) return st.take_error();
+        auto v = convert(item, path + "[" + std::to_string(i++) + "]", budget);
         if (!v.ok()) return v.take_error();
         out.push_back(std::move(*v));
       }
@@ -144,10 +203,15 @@ base::Result<Json> convert(const YAML::Node& node, const std::string& path) {
       Json out = Json::object();
       for (const auto& kv : node) {
         if (!kv.first.IsScalar()) return base::Error::config(path, "a key must be a scalar");
+        if (auto st = spend(budget, kv.first); !st.ok()) return st.take_error();
+        if (kv.second.IsScalar() && (budget.text += kv.second.Scalar().size()) > kMaxText) {
+          return base::Error::config(
+              "", "document too large (more than 16 MiB of text; an alias counts at each use)");
+        }
         const std::string& key = kv.first.Scalar();
         std::string child = path.empty() ? key : path + "." + key;
         if (out.contains(key)) return base::Error::config(child, "duplicate key");
-        auto v = convert(kv.second, child);
+        auto v = convert(kv.second, child, budget);
         if (!v.ok()) return v.take_error();
         out[key] = std::move(*v);
       }
@@ -276,7 +340,8 @@ base::Status inline_yaml_certificate(YAML::Node cert, const std::string& folder,
 }  // namespace
 
 base::Result<Json> yaml_to_json(const YAML::Node& node) {
-  return convert(node, "");
+  Budget budget;
+  return convert(node, "", budget);
 }
 
 std::string to_yaml(const Json& value) {
@@ -312,6 +377,9 @@ base::Result<std::string> read_file(const std::string& path) {
 base::Result<Document> load_document(const std::string& path, Shape shape) {
   auto text = read_file(path);
   if (!text.ok()) return text.take_error();
+  if (text->size() > kMaxDocumentBytes) {
+    return base::Error::config("", path + ": document too large (more than 16 MiB)");
+  }
   Document doc;
   doc.path = path;
   if (ends_with(path, ".json")) {
@@ -326,7 +394,13 @@ base::Result<Document> load_document(const std::string& path, Shape shape) {
   if (doc.yaml) {
     YAML::Node root;
     try {
+      std::istringstream in(*text);
+      YAML::Parser parser(in);
+      NodeCounter counter;
+      parser.HandleNextDocument(counter);  // the document YAML::Load reads
       root = YAML::Load(*text);
+    } catch (const TooManyNodes&) {
+      return base::Error::config("", path + ": document too large (more than 1000000 YAML nodes)");
     } catch (const YAML::Exception& e) {
       return base::Error::internal(path + ":" + std::to_string(e.mark.line + 1) + ":" +
                                    std::to_string(e.mark.column + 1) + ": " + e.msg);

@@ -170,8 +170,13 @@ std::string describe_loadbalancer(const Json& lb, const Json& health) {
   if (const Json& zones = field(lb, "zones"); zones.is_object()) {
     line(&out, "Zones", "master " + cell(zones, "master") + ", slave " + cell(zones, "slave"));
   }
+  // Bandwidth limits are not enforced yet (fulcrumd refuses anything but -1): a limit some other
+  // server reports is shown as what it is, not as a rate this build keeps.
   std::string bw = cell(lb, "bandwidth_mbps");
-  line(&out, "Bandwidth", bw == "-1" ? "unlimited" : bw.empty() ? "" : bw + " Mbit/s");
+  line(&out, "Bandwidth",
+       bw == "-1"   ? "unlimited"
+       : bw.empty() ? ""
+                    : bw + " Mbit/s (not enforced: this version refuses limits)");
   line(&out, "Charge type", cell(lb, "charge_type"));
   if (const Json& tags = field(lb, "tags"); tags.is_object() && !tags.empty()) {
     std::string text;

@@ -317,6 +317,11 @@ base::Result<Compiled> compile(const Config& config, uint64_t generation,
   for (size_t li = 0; li < config.loadbalancers.size(); ++li) {
     const LoadBalancer& lb = config.loadbalancers[li];
     std::string lb_path = "loadbalancers[" + std::to_string(li) + "]";
+    // Refuse what this build would otherwise silently ignore (as for the listener's field below).
+    if (lb.bandwidth_mbps != -1) {
+      return base::Error::config(lb_path + ".bandwidth_mbps",
+                                 "bandwidth limits are not enforced by this version; use -1");
+    }
     std::map<std::string, std::shared_ptr<const snapshot::ServerGroup>> groups;
     for (size_t gi = 0; gi < lb.server_groups.size(); ++gi) {
       auto g = compile_group(lb.server_groups[gi],

@@ -23,7 +23,9 @@ namespace fulcrum::config::internal {
 
 // Work budget: keys and list items visited. YAML aliases let a small document name the same
 // subtree many times over (k aliases per level give k^depth objects); this bounds the work and the
-// size of the decoded Config whatever the input. A million is far beyond any real file.
+// size of the decoded Config whatever the input. A million is far beyond any real file. The text
+// of the scalars visited is bounded likewise, to kMaxYamlBytes (config/yaml.h) in all: what an
+// alias-free document can hold, so that an alias of a long scalar is not copied without end.
 inline constexpr size_t kMaxValues = 1'000'000;
 
 // yaml-cpp tags: "?" for plain scalars, "!" for quoted ones, or an explicit "!!type".

@@ -133,8 +133,21 @@ class Decoder {
  private:
   // --- Structure ---------------------------------------------------------------------------------
 
+  // The work budget (decode_internal.h): every key and list item reached costs one value, every
+  // scalar reached its length in bytes, each time it is reached (an alias costs what it names at
+  // each use). An alias-free document within kMaxYamlBytes never runs out of text; expansions
+  // stop here, before their copies are made.
   void count() {
-    if (++visited_ > kMaxValues) fail("", "document too large (more than 1000000 values)");
+    if (++visited_ > kMaxValues) {
+      fail("", "document too large (more than 1000000 values; an alias counts at each use)");
+    }
+  }
+  void charge(const YAML::Node& node) {
+    if (!node.IsScalar()) return;
+    text_bytes_ += node.Scalar().size();
+    if (text_bytes_ > kMaxYamlBytes) {
+      fail("", "document too large (more than 16 MiB of text; an alias counts at each use)");
+    }
   }
 
   void expect_map(const YAML::Node& node, const std::string& path) {
@@ -152,10 +165,12 @@ class Decoder {
     for (auto it = node.begin(); it != node.end(); ++it) {
       count();
       if (!it->first.IsScalar()) fail(path, "keys must be strings");
+      charge(it->first);
       const std::string& key = it->first.Scalar();
       std::string key_path = field(path, key);
       if (!seen.insert(key).second) fail(key_path, "duplicate key");
       if (it->second.IsNull() && !keep_null) continue;
+      charge(it->second);
       fn(std::string_view(key), it->second, key_path);
     }
   }
@@ -167,6 +182,7 @@ class Decoder {
     size_t i = 0;
     for (auto it = node.begin(); it != node.end(); ++it, ++i) {
       count();
+      charge(*it);
       fn(*it, item(path, i));
     }
   }
@@ -620,28 +636,50 @@ class Decoder {
 
   std::string base_dir_;
   size_t visited_ = 0;
+  size_t text_bytes_ = 0;
 };
 
-// Sees only where each document starts: enough to count documents without building nodes.
-class DocumentStarts : public YAML::EventHandler {
+// The most nodes (scalars, mappings, sequences, aliases, nulls as written) yaml-cpp may build
+// for a document. Its tree costs some 500 bytes per node, whatever the text: 16 MiB of "1," would
+// be 8 million nodes and gigabytes. An alias is one node (the tree shares what it names), so
+// this bounds the tree's memory; kMaxValues and the text budget bound the decoding of it.
+constexpr size_t kMaxYamlNodes = 1'000'000;
+
+struct TooManyNodes {};
+
+// Sees where each document starts and counts nodes, without building any.
+class Prescan : public YAML::EventHandler {
  public:
   void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
   void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
+                const std::string&) override {
+    node();
+  }
   void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
+                       YAML::EmitterStyle::value) override {
+    node();
+  }
   void OnSequenceEnd() override {}
   void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
+                  YAML::EmitterStyle::value) override {
+    node();
+  }
   void OnMapEnd() override {}
 
   YAML::Mark last;
+
+ private:
+  void node() {
+    if (++nodes_ > kMaxYamlNodes) throw TooManyNodes{};
+  }
+  size_t nodes_ = 0;
 };
 
-// The number of YAML documents in `text`. Also guards against a yaml-cpp 0.7 bug: on some
+// The number of YAML documents in `text`, read as events before any tree is built; throws
+// TooManyNodes past kMaxYamlNodes. Also guards against a yaml-cpp 0.7 bug: on some
 // malformed input (a stray ',' at the top level, "!tag,") its parser stops consuming tokens and
 // reports the same empty document forever, so YAML::LoadAll never returns
 // (jbeder/yaml-cpp#1040, fixed upstream by #1319). A document that starts where the previous one
@@ -650,7 +688,7 @@ class DocumentStarts : public YAML::EventHandler {
 size_t count_documents(const std::string& text) {
   std::istringstream in(text);
   YAML::Parser parser(in);
-  DocumentStarts starts;
+  Prescan starts;
   size_t documents = 0;
   int previous_pos = -1;
   while (parser.HandleNextDocument(starts)) {
@@ -702,6 +740,8 @@ base::Result<Config> decode_yaml(std::string_view text, const std::string& base_
     base::Result<Config> decoded = internal::decode_tree(root, base_dir);
     if (!decoded.ok()) return decoded.take_error();
     config = std::move(decoded).value();
+  } catch (const TooManyNodes&) {
+    return base::Error::config("", "document too large (more than 1000000 YAML nodes)");
   } catch (const YAML::ParserException& e) {  // includes DeepRecursion (nesting too deep)
     std::string message = "YAML syntax error";
     if (!e.mark.is_null()) {

@@ -172,5 +172,46 @@ TEST_F(LoadDocument, ErrorsNameTheFileLineOrField) {
   EXPECT_NE(no_pem.error().message.find("x.pem"), std::string::npos);
 }
 
+// The server's bounds, applied before the tree is expanded into JSON (docs/configuration.md).
+TEST_F(LoadDocument, BillionLaughsAndHugeDocumentsAreRefusedBeforeExpansion) {
+  std::string laughs =
+      "loadbalancers:\n"
+      "  - &lb\n"
+      "    name: lb\n"
+      "    server_groups:\n"
+      "      - &sg\n"
+      "        name: g\n"
+      "        backends:\n"
+      "          - &be {address: 10.0.0.1, port: 80}\n";
+  for (int i = 0; i < 999; ++i) laughs += "          - *be\n";
+  for (int i = 0; i < 999; ++i) laughs += "      - *sg\n";
+  for (int i = 0; i < 999; ++i) laughs += "  - *lb\n";
+  std::string path = write("laughs.yaml", laughs);
+  auto doc = load_document(path, Shape::kDocument);
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.error().to_string(),
+            path + ": document too large (more than 1000000 values; an alias counts at each use)");
+
+  std::string text =
+      "loadbalancers:\n  - &lb {name: lb, tags: {k: " + std::string(1 << 20, 'x') + "}}\n";
+  for (int i = 0; i < 19; ++i) text += "  - *lb\n";
+  auto j = yaml_to_json(YAML::Load(text));
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.error().to_string(),
+            "document too large (more than 16 MiB of text; an alias counts at each use)");
+
+  std::string nodes = "acls: [";
+  for (int i = 0; i < 1'000'000; ++i) nodes += "1,";
+  path = write("nodes.yaml", nodes + "1]\n");
+  doc = load_document(path, Shape::kDocument);
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.error().to_string(), path + ": document too large (more than 1000000 YAML nodes)");
+
+  path = write("large.json", "[" + std::string(16 << 20, ' ') + "]");
+  doc = load_document(path, Shape::kDocument);
+  ASSERT_FALSE(doc.ok());
+  EXPECT_EQ(doc.error().to_string(), path + ": document too large (more than 16 MiB)");
+}
+
 }  // namespace
 }  // namespace fulcrum::ctl

@@ -78,6 +78,12 @@ TEST(Views, DescribeHasEverySection) {
         "  http:8080   app     127.0.0.1:9001   healthy"}) {
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
   }
+  std::string limited =
+      describe_loadbalancer(Json::parse(R"({"name": "x", "bandwidth_mbps": 100})"), Json::object());
+  EXPECT_NE(
+      limited.find("Bandwidth:      100 Mbit/s (not enforced: this version refuses limits)\n"),
+      std::string::npos)
+      << limited;
   std::string bare = describe_loadbalancer(Json::parse(R"({"name": "x"})"), Json::object());
   EXPECT_NE(bare.find("Listeners:\n  (none)\n"), std::string::npos) << bare;
   EXPECT_NE(bare.find("Health:\n  (no running listener)\n"), std::string::npos) << bare;

@@ -100,5 +100,30 @@ TEST(CompileAcl, EmptyWhiteListRefusesAllOnL4AndAllowsAllOnL7) {
   for (const auto& l : snap->listeners) EXPECT_TRUE(l->access.allows(addr("127.0.0.1")));
 }
 
+// Valid in the model, not served by this build: refused with the field, never silently ignored.
+TEST(CompileRefuses, BandwidthLimitsOfLoadBalancersAndListeners) {
+  Config c = acl_config();
+  c.loadbalancers[0].bandwidth_mbps = 100;
+  ASSERT_TRUE(validate(c).ok());
+  auto out = compile(c, 1);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().to_string(),
+            "loadbalancers[0].bandwidth_mbps: bandwidth limits are not enforced by this version; "
+            "use -1");
+
+  c = acl_config();
+  c.loadbalancers[0].listeners[1].bandwidth_mbps = 10;
+  ASSERT_TRUE(validate(c).ok());
+  out = compile(c, 1);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.error().to_string(),
+            "loadbalancers[0].listeners[1].bandwidth_mbps: bandwidth limits are not enforced by "
+            "this version; use -1");
+
+  c = acl_config();
+  c.loadbalancers[0].bandwidth_mbps = -1;
+  EXPECT_TRUE(compiled(c));
+}
+
 }  // namespace
 }  // namespace fulcrum::config

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -492,7 +493,94 @@ TEST(Yaml, AliasExplosionHitsTheBudget) {
   for (int i = 0; i < 99; ++i) text += "          - *be\n";
   for (int i = 0; i < 99; ++i) text += "      - *sg\n";
   for (int i = 0; i < 99; ++i) text += "  - *lb\n";
-  EXPECT_EQ(decode_error(text), "document too large (more than 1000000 values)");
+  EXPECT_EQ(decode_error(text),
+            "document too large (more than 1000000 values; an alias counts at each use)");
+}
+
+// Anchors and aliases are allowed (docs/configuration.md): one health check shared by listeners.
+TEST(Yaml, AliasesShareABlock) {
+  Config c = decode_ok(
+      "loadbalancers:\n"
+      "  - name: lb\n"
+      "    address: 10.1.1.1\n"
+      "    server_groups: [{name: g, backends: [{address: 10.0.0.1, port: 80}]}]\n"
+      "    listeners:\n"
+      "      - {protocol: tcp, port: 80, server_group: g, health_check: &hc {interval: 3}}\n"
+      "      - {protocol: tcp, port: 81, server_group: g, health_check: *hc}\n");
+  ASSERT_EQ(c.loadbalancers.at(0).listeners.size(), 2u);
+  EXPECT_EQ(c.loadbalancers[0].listeners[0].health_check.interval_ms, 3'000);
+  EXPECT_EQ(c.loadbalancers[0].listeners[1].health_check.interval_ms, 3'000);
+}
+
+// "Billion laughs": three levels of 1,000 aliases, 10^9 backends named in some 36 KB. Refused at
+// the budget (a million values), in well under a second and without building the backends.
+TEST(Yaml, BillionLaughsIsRefusedAtTheBudget) {
+  std::string text =
+      "loadbalancers:\n"
+      "  - &lb\n"
+      "    name: lb\n"
+      "    address: 10.1.1.1\n"
+      "    server_groups:\n"
+      "      - &sg\n"
+      "        name: g\n"
+      "        backends:\n"
+      "          - &be {address: 10.0.0.1, port: 80}\n";
+  for (int i = 0; i < 999; ++i) text += "          - *be\n";
+  for (int i = 0; i < 999; ++i) text += "      - *sg\n";
+  for (int i = 0; i < 999; ++i) text += "  - *lb\n";
+  EXPECT_LT(text.size(), 40'000u);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(decode_error(text),
+            "document too large (more than 1000000 values; an alias counts at each use)");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));  // ~0.3 s
+}
+
+// An alias of a long text costs its length at each use: 20 load balancers sharing one 1 MiB tag
+// value would be 20 MiB of decoded text from 1 MiB of YAML (and a 16 MiB scalar named a million
+// times, terabytes). Refused before the copies are made.
+TEST(Yaml, AliasesOfLongTextHitTheTextBudget) {
+  std::string text = "loadbalancers:\n  - &lb {name: lb, address: 10.1.1.1, tags: {k: &t " +
+                     std::string(1 << 20, 'x') + "}}\n";
+  for (int i = 0; i < 19; ++i) text += "  - *lb\n";
+  EXPECT_EQ(decode_error(text),
+            "document too large (more than 16 MiB of text; an alias counts at each use)");
+  // The same text once is only refused by validation, with its field.
+  std::string once =
+      "loadbalancers:\n  - {name: lb, address: 10.1.1.1, tags: {k: " + std::string(1 << 20, 'x') +
+      "}}\n";
+  EXPECT_NE(decode_error(once).find("loadbalancers[0].tags"), std::string::npos)
+      << decode_error(once);
+}
+
+// yaml-cpp's tree costs some 500 bytes per node: the nodes are counted (as parse events, before
+// any tree is built) and a document of more than a million is refused whatever its size.
+TEST(Yaml, MoreThanAMillionNodesAreRefusedBeforeTheTreeIsBuilt) {
+  std::string text = "acls: [";
+  for (int i = 0; i < 1'000'000; ++i) text += "1,";
+  text += "1]\n";
+  EXPECT_EQ(decode_error(text), "document too large (more than 1000000 YAML nodes)");
+  // Aliases are one node each: a short document of many aliases is not refused here.
+  EXPECT_EQ(decode_error("acls: [&a {name: a}, *a]\n"), "acls[1].name: already used by acls[0]");
+}
+
+TEST(Yaml, DocumentsAbove16MiBAreRefusedBeforeParsing) {
+  std::string text = "# " + std::string(kMaxYamlBytes - 3, 'x') + "\n";
+  ASSERT_EQ(text.size(), kMaxYamlBytes);
+  EXPECT_EQ(decode_error(text), "the document is empty");  // 16 MiB exactly: parsed
+  text += " ";
+  EXPECT_EQ(decode_error(text), "document too large (more than 16 MiB)");
+
+  auto dir = std::filesystem::path(::testing::TempDir()) / "fulcrum_yaml_large";
+  std::filesystem::create_directories(dir);
+  auto file = dir / "large.yaml";
+  {
+    std::ofstream out(file);
+    out << text << std::string(8 << 20, 'x');  // the reading stops at 16 MiB
+  }
+  auto result = load_yaml_file(file.string());
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().to_string(), file.string() + ": document too large (more than 16 MiB)");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Yaml, ValidationRunsAfterDecoding) {
