@@ -134,8 +134,16 @@ base::Status Server::start() {
   config::Config stored = std::move(config_);
   config_ = config::Config{};
   if (auto st = publish(stored); !st.ok()) {
-    return base::Error::config(st.error().field,
-                               "the stored configuration cannot run: " + st.error().message);
+    if (options_.config_path.empty()) {
+      return base::Error::config(st.error().field,
+                                 "the stored configuration cannot run: " + st.error().message +
+                                     " (start with --config FILE to replace it)");
+    }
+    // The file replaces it below (and the store's keys are diffed against it); this is the way
+    // out of a store that an older version accepted and this one refuses.
+    FLOG_WARN("the stored configuration cannot run ({}); {} replaces it", st.error().to_string(),
+              options_.config_path);
+    config_ = std::move(stored);
   }
   if (!options_.config_path.empty()) {
     api::ApplyOutcome out = apply(file_config, /*dry_run=*/false);

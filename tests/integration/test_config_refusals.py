@@ -4,9 +4,12 @@ not apply to a protocol (a UDP listener's connect_timeout, as docs/configuration
 YAML documents too large to read: over 16 MiB, or "billion laughs" alias expansions, refused
 quickly and with bounded memory (and by `fulcrumctl apply -f` before it sends them)."""
 
+import json
 import os
 import pathlib
 import re
+import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -119,6 +122,48 @@ class ConfigRefusalsTest(unittest.TestCase):
         self.assertIn("not enforced", answer["error"]["message"])
         status, answer, _ = f.api("GET", "/v1/loadbalancers")
         self.assertEqual((status, answer), (200, {"loadbalancers": []}))
+
+    def test_a_store_an_older_version_accepted_is_replaced_by_config(self):
+        # Older versions stored a load balancer's bandwidth_mbps; this one refuses to run it. The
+        # start says so and how out: --config replaces it (and the old keys leave the store).
+        f = self.daemon()  # makes the store
+        h.stop_process(f.proc)  # SIGTERM; the folder stays
+        old = {"name": "old", "address": "127.0.0.1", "bandwidth_mbps": 100}
+        with sqlite3.connect(f.data / "fulcrum.db") as db:
+            db.execute("INSERT INTO kv(key, value, create_revision, mod_revision) "
+                       "VALUES (?, ?, 1, 1)", ("/fulcrum/lb/old", json.dumps(old)))
+        argv = [str(h.FULCRUMD), "--data-dir", str(f.data), "--workers", "1"]
+        rc, out, _, _ = run_process(argv + ["--admin", "off"])
+        self.assertEqual(rc, 2, out)
+        self.assertIn("loadbalancers[0].bandwidth_mbps: the stored configuration cannot run", out)
+        self.assertIn("start with --config FILE to replace it", out)
+
+        new = f.data.parent / "new.yaml"
+        new.write_text("loadbalancers:\n  - name: new\n    address: 127.0.0.1\n")
+        port = h.free_port()
+        with tempfile.TemporaryFile("w+") as log:
+            proc = subprocess.Popen(argv + ["--admin", f"127.0.0.1:{port}", "--config", str(new)],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            try:
+                def ready():
+                    log.seek(0)
+                    return "fulcrumd ready" in log.read() or proc.poll() is not None
+                h.wait_until(ready, timeout=15, what="fulcrumd ready")
+                log.seek(0)
+                text = log.read()
+                self.assertIsNone(proc.poll(), text)
+                self.assertIn("the stored configuration cannot run", text)
+                token = (f.data / "admin.token").read_text().strip()
+                status, answer, _ = h.api_call(f"http://127.0.0.1:{port}", "GET",
+                                               "/v1/loadbalancers", token=token)
+                self.assertEqual(status, 200, answer)
+                self.assertEqual([lb["name"] for lb in answer["loadbalancers"]], ["new"])
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(timeout=15), 0)
+        with sqlite3.connect(f.data / "fulcrum.db") as db:
+            keys = [k for (k,) in db.execute("SELECT key FROM kv ORDER BY key")]
+        self.assertEqual(keys, ["/fulcrum/lb/new"])
 
     # --- Item: UDP listeners take exactly the keys the documentation lists ----------------------
 
