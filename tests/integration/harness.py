@@ -1,11 +1,14 @@
 """Shared helpers for integration tests: real fulcrumd and fulcrum-echo processes on loopback.
 
 Every process a test starts is ended by the test, by its pid (terminate, then kill after a bounded
-wait). Every wait is bounded. Ports are picked by binding port 0.
+wait). Every wait is bounded. Ports are picked by binding port 0. A fulcrumd must end cleanly
+(exit 0 after SIGTERM): Fulcrumd.stop() fails the test otherwise, and a SIGHUP reload fails
+when it is refused unless the test expects the refusal (Fulcrumd.reload).
 """
 import contextlib
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -36,14 +39,31 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
 
 
 def stop_process(proc, timeout=10.0, sig=signal.SIGTERM):
+    """Sends `sig`, waits up to `timeout` seconds, then SIGKILLs; returns the exit status. A
+    process that needed the SIGKILL is marked (`proc.hung`): Fulcrumd.stop() reports it."""
     if proc.poll() is not None:
         return proc.returncode
     proc.send_signal(sig)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
+        proc.hung = (sig, timeout)
         proc.kill()
         return proc.wait(timeout=5)
+
+
+def run_cleanups(fns):
+    """Runs every cleanup function, last added first, even after one of them failed (a fulcrumd
+    that exits badly must not leave the other processes of its test running); then raises the
+    first failure."""
+    errors = []
+    for fn in reversed(fns):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - reported below, after every process ended
+            errors.append(e)
+    if errors:
+        raise errors[0]
 
 
 class Echo:
@@ -110,9 +130,17 @@ def common_free_port(hosts):
 
 class Fulcrumd:
     """fulcrumd in a temporary folder: its data directory (store, tokens), its log, and the YAML
-    configuration when one is given. The admin API listens on a free loopback port."""
+    configuration when one is given. The admin API listens on a free loopback port.
+
+    Every fulcrumd it ran must have ended cleanly: stop() fails the test when one exited with
+    anything but `expected_exit` (0: SIGTERM drains, then exits 0), crashed, or did not end
+    within the stop timeout after SIGTERM. A process ended on purpose with kill9() (or
+    stop(sig=SIGKILL)) is exempt; a test that expects another exit sets `expected_exit` (None:
+    any)."""
 
     def __init__(self, yaml_text=None, workers=2, extra_args=(), wait_port=None):
+        self.procs = []  # every fulcrumd process started on this folder, checked by stop()
+        self.expected_exit = 0
         self.dir = tempfile.TemporaryDirectory(prefix="fulcrumd-")
         self.data = pathlib.Path(self.dir.name) / "data"
         self.config = pathlib.Path(self.dir.name) / "lb.yaml"
@@ -141,7 +169,18 @@ class Fulcrumd:
         if self.proc.poll() is not None:
             raise AssertionError(f"fulcrumd exited {self.proc.returncode}:\n{self.read_log()}")
 
+    @property
+    def proc(self):
+        return self._proc
+
+    @proc.setter
+    def proc(self, proc):  # also when a subclass starts the process itself
+        self._proc = proc
+        if proc is not None:
+            self.procs.append(proc)
+
     def kill9(self):
+        self.proc.killed = True  # on purpose: its exit status is not checked
         self.proc.kill()
         self.proc.wait(timeout=10)
 
@@ -169,14 +208,46 @@ class Fulcrumd:
                             token, token),
                         content_type=content_type, raw=raw, timeout=timeout)
 
-    def reload(self, yaml_text):
-        before = self.read_log().count("generation ")
+    def reload(self, yaml_text, refused=False, timeout=10.0):
+        """Writes `yaml_text` as the configuration, sends SIGHUP and waits for the outcome of
+        that reload: the new generation active, or its refusal. A refusal fails unless
+        `refused` is true, and then a reload that went through fails; returns the refusal
+        line (None for an applied reload)."""
+        marker = "SIGHUP: reloading"
+        before = self.read_log().count(marker)
         self.config.write_text(yaml_text)
         self.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.read_log().count("generation ") > before, what="reload")
+
+        def outcome():
+            log = self.read_log()
+            sighups = [m.start() for m in re.finditer(re.escape(marker), log)]
+            if len(sighups) <= before:
+                return None
+            # The first outcome after this SIGHUP's line is this reload's: the reload runs at
+            # once (queued behind a change in progress, if any), and backend health is not
+            # published while a change is being written.
+            return RELOAD_OUTCOME.search(log, sighups[before])
+
+        m = wait_until(lambda: outcome() or (self.proc.poll() is not None and "exited"),
+                       timeout=timeout, what="the outcome of the reload")
+        if m == "exited":
+            raise AssertionError(f"fulcrumd exited {self.proc.returncode} during a reload:\n"
+                                 f"{self.read_log()[-4000:]}")
+        line = m.group(0)
+        if m.group("refused") and not refused:
+            raise AssertionError(f"reload refused: {line}")
+        if not m.group("refused") and refused:
+            raise AssertionError(f"reload expected to be refused went through: {line}")
+        return line if refused else None
 
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        rc = stop_process(self.proc, timeout=timeout, sig=sig)
+        """Ends fulcrumd (SIGTERM: a graceful drain) and removes its folder; fails when any
+        fulcrumd run on this folder ended badly (see the class)."""
+        rc = None
+        if self.proc is not None:
+            if sig == signal.SIGKILL:
+                self.proc.killed = True
+            rc = stop_process(self.proc, timeout=timeout, sig=sig)
         log = self.read_log()
         self.log.close()
         self.dir.cleanup()
@@ -184,7 +255,30 @@ class Fulcrumd:
         for marker in ("Sanitizer", "runtime error:"):
             if marker in log:
                 raise AssertionError(f"fulcrumd reported a sanitizer error:\n{log[-4000:]}")
+        bad = []
+        for proc in self.procs:
+            if getattr(proc, "hung", None):
+                hung_sig, waited = proc.hung
+                bad.append(f"fulcrumd pid {proc.pid} did not exit within {waited}s of "
+                           f"{signal.Signals(hung_sig).name} (then SIGKILLed)")
+            elif getattr(proc, "killed", False) or self.expected_exit is None:
+                continue
+            elif proc.returncode != self.expected_exit:
+                how = (f"signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+                       else f"status {proc.returncode}")
+                bad.append(f"fulcrumd pid {proc.pid} exited with {how}, "
+                           f"not {self.expected_exit}")
+        if bad:
+            raise AssertionError("; ".join(bad) + f"\n--- fulcrumd log (tail)\n{log[-4000:]}")
         return rc
+
+
+# The outcome of a SIGHUP reload in fulcrumd's log: "generation N active on W workers: ..." or
+# "reload refused, generation N keeps running: ..." (also for a file that does not parse), or a
+# store that refused the write.
+RELOAD_OUTCOME = re.compile(r"^.*(?:generation \d+ active on \d+ workers"
+                            r"|(?P<refused>reload refused, generation \d+ keeps running"
+                            r"|store write refused)).*$", re.M)
 
 
 def api_call(base_url, method, path, body=None, token=None, content_type=None, raw=None,

@@ -135,8 +135,7 @@ class AclTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def echo(self, **kw):
         e = h.Echo("a", **kw)
@@ -298,9 +297,15 @@ class AclTest(unittest.TestCase):
     def test_udp_black_list_drops_datagrams_of_listed_clients(self):
         e = self.echo(udp=True)
         port = h.free_port(kind=socket.SOCK_DGRAM)
-        self.fulcrumd(acl_yaml("udp", e.port, port, "black", [LISTED]))
+        f = self.fulcrumd(acl_yaml("udp", e.port, port, "black", [LISTED]))
         self.assertIsNone(udp_name(port, LISTED, timeout=0.5))
         self.assertEqual(udp_name(port, OTHER), "a")
+        # No reply alone could be a datagram lost or dropped for another reason: the ACL refused
+        # exactly the listed client's datagram, and only the other one got a flow.
+        listener = f"udp:{port}"
+        self.assertEqual(counter(f, "fulcrum_listener_acl_denied_total", listener), 1)
+        self.assertEqual(counter(f, "fulcrum_listener_dropped_connections_total", listener), 1)
+        self.assertEqual(counter(f, "fulcrum_listener_connections_total", listener), 1)
 
     def test_udp_empty_white_list_drops_everything(self):
         e = self.echo(udp=True)

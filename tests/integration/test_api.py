@@ -35,8 +35,7 @@ class ApiTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def daemon(self, yaml_text=None, workers=2):
         f = h.Fulcrumd(yaml_text, workers=workers)

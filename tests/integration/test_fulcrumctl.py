@@ -45,8 +45,7 @@ class FulcrumctlTest(unittest.TestCase):
         (self.home / "fulcrum-data").symlink_to("data")
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def echo(self, name, http=True):
         e = h.Echo(name, http=http)

@@ -46,8 +46,7 @@ class HealthTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def backends(self, hosts=HOSTS, http=True):
         tcp_port = h.common_free_port(hosts)

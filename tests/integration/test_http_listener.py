@@ -164,8 +164,7 @@ class HttpListenerTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def echo(self, name):
         e = h.Echo(name, http=True)
@@ -495,8 +494,7 @@ class ProxyRulesTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def proxy(self, answer, extra=""):
         b = RawBackend(answer)
@@ -602,8 +600,7 @@ class StickySessionTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def get(self, port, path="/", cookie=None):
         extra = f"Cookie: {cookie}\r\n".encode() if cookie else b""
@@ -698,8 +695,7 @@ class GzipTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def backend(self):
         import http.server
@@ -848,9 +844,7 @@ class HttpFaultMixTest(unittest.TestCase):
                 t.join(timeout=240)
         finally:
             log = f.read_log()
-            f.stop()
-            for e in backends:
-                e.stop()
+            h.run_cleanups([e.stop for e in backends] + [f.stop])
         print(f"\n{dict(counts)}")
         self.assertEqual(mismatches[:10], [])
         self.assertGreater(counts[200], total * 0.8)
@@ -880,8 +874,7 @@ class HttpDrainTest(unittest.TestCase):
             idle.close()
             busy.close()
         finally:
-            f.stop()
-            a.stop()
+            h.run_cleanups([a.stop, f.stop])
 
 
 class _Prefixed:

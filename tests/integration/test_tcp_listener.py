@@ -19,8 +19,7 @@ class TcpListenerTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def echo(self, name, **kw):
         e = h.Echo(name, **kw)
@@ -302,8 +301,7 @@ class TcpListenerTest(unittest.TestCase):
                                     break
                                 data += chunk
                 finally:
-                    f.stop()
-                    srv.close()
+                    h.run_cleanups([srv.close, f.stop])
                 self.assertTrue(data.startswith(expect_prefix), data)
                 self.assertTrue(data.endswith(b"hello"))
                 if version == "v1":
@@ -351,8 +349,16 @@ class TcpListenerTest(unittest.TestCase):
             held.sendall(b"still here")
             self.assertEqual(held.recv(100), b"still here")
         # An invalid reload changes nothing.
-        f.reload("loadbalancers: [{name: x}]\n")
-        self.assertIn("reload refused", f.read_log())
+        bad = "loadbalancers: [{name: x}]\n"
+        self.assertIn("reload refused, generation", f.reload(bad, refused=True))
+        self.assertEqual(h.ask_name(port), "b")
+        # The helper tells a refused reload from an applied one, both ways: a refusal fails a test
+        # that did not expect one (the refusal line also holds "generation ") ...
+        with self.assertRaisesRegex(AssertionError, "reload refused"):
+            f.reload(bad)
+        # ... and so does an applied reload (here one that changes nothing) expected refused.
+        with self.assertRaisesRegex(AssertionError, "went through"):
+            f.reload(h.lb_yaml([(a.port, 0), (b.port, 100)], port), refused=True)
         self.assertEqual(h.ask_name(port), "b")
 
     def test_removed_backend_keeps_connections_for_drain_timeout(self):
@@ -399,6 +405,24 @@ class TcpListenerTest(unittest.TestCase):
         held.close()
         self.assertEqual(f.proc.wait(timeout=10), 0)
         f.stop()
+
+    def test_stop_fails_a_crash_or_a_hang_at_shutdown(self):
+        # What every test relies on through Fulcrumd.stop(): 0 after SIGTERM, or the test fails.
+        port = h.free_port()
+        crashed = h.Fulcrumd(h.lb_yaml([(9, 100)], port), workers=1)
+        os.kill(crashed.proc.pid, signal.SIGSEGV)
+        crashed.proc.wait(timeout=10)
+        with self.assertRaisesRegex(AssertionError, "exited with signal SIGSEGV"):
+            crashed.stop()
+        hung = h.Fulcrumd(h.lb_yaml([(9, 100)], port), workers=1)
+        os.kill(hung.proc.pid, signal.SIGSTOP)  # it never sees the SIGTERM: a drain that hangs
+        with self.assertRaisesRegex(AssertionError, "did not exit within 1.0s of SIGTERM"):
+            hung.stop(timeout=1.0)
+        # kill9() is on purpose; the fulcrumd started after it is checked as any other.
+        killed = h.Fulcrumd(h.lb_yaml([(9, 100)], port), workers=1)
+        killed.kill9()
+        killed.start()
+        self.assertEqual(killed.stop(), 0)
 
 
 def _refused(port):

@@ -146,8 +146,7 @@ class UdpListenerTest(unittest.TestCase):
         self.cleanup = []
 
     def tearDown(self):
-        for fn in reversed(self.cleanup):
-            fn()
+        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def echo(self, name, **kw):
         e = h.Echo(name, udp=True, **kw)
