@@ -253,8 +253,15 @@ void compile_http(const LoadBalancer& lb, const Listener& l,
   if (l.sticky_session) {
     sl.sticky.type = l.sticky_session->type == "insert" ? snapshot::StickySession::Type::kInsert
                                                         : snapshot::StickySession::Type::kServer;
-    sl.sticky.cookie_timeout_s = l.sticky_session->cookie_timeout_s;
-    sl.sticky.cookie = l.sticky_session->cookie;
+    const StickySession& st = *l.sticky_session;
+    sl.sticky.cookie_timeout_s = st.cookie_timeout_s;
+    sl.sticky.cookie = st.cookie;
+    sl.sticky.cookie_name = st.cookie_name;
+    // Built once here: the data plane appends it to the token.
+    sl.sticky.attributes = "; Max-Age=" + std::to_string(st.cookie_timeout_s) + "; Path=" + st.path;
+    if (st.http_only) sl.sticky.attributes += "; HttpOnly";
+    if (st.secure) sl.sticky.attributes += "; Secure";
+    sl.sticky.attributes += "; SameSite=" + st.same_site;
   }
   auto tokens = [&](const snapshot::ServerGroup& g) {
     std::vector<std::string> out;

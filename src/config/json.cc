@@ -283,9 +283,17 @@ OrderedJson encode(const Listener& l) {
   if (applies("proxy_protocol")) o["proxy_protocol"] = to_string(l.proxy_protocol);
   if (applies("request_timeout")) o["request_timeout"] = seconds(l.request_timeout_ms);
   if (applies("sticky_session") && l.sticky_session) {
-    o["sticky_session"] = {{"type", l.sticky_session->type},
-                           {"cookie_timeout", l.sticky_session->cookie_timeout_s},
-                           {"cookie", l.sticky_session->cookie}};
+    const StickySession& st = *l.sticky_session;
+    o["sticky_session"] = {
+        {"type", st.type}, {"cookie_timeout", st.cookie_timeout_s}, {"cookie", st.cookie}};
+    if (st.type == "insert") {
+      auto& j = o["sticky_session"];
+      j["cookie_name"] = st.cookie_name;
+      j["path"] = st.path;
+      j["same_site"] = st.same_site;
+      j["http_only"] = st.http_only;
+      j["secure"] = st.secure;
+    }
   }
   if (applies("x_forwarded")) {
     o["x_forwarded"] = {{"proto", l.x_forwarded.proto},

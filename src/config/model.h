@@ -93,6 +93,12 @@ struct StickySession {
   std::string type;              // insert | server
   int64_t cookie_timeout_s = 0;  // insert: 1–86400 s (required)
   std::string cookie;            // server: the cookie the backend sets (required)
+  // insert only: the cookie Fulcrum sets and its attributes.
+  std::string cookie_name = "SERVERID";
+  std::string path = "/";
+  std::string same_site = "Lax";  // Lax | Strict | None
+  bool http_only = true;
+  bool secure = false;  // decoded as true on https listeners unless given
   bool operator==(const StickySession&) const = default;
 };
 

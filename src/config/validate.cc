@@ -501,6 +501,18 @@ class Validator {
         fail(field(path, "cookie_timeout"), "must be 1–86400 s");
       }
       if (!s.cookie.empty()) fail(field(path, "cookie"), "only for type server");
+      if (!is_cookie_name(s.cookie_name)) {
+        fail(field(path, "cookie_name"),
+             "must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)");
+      }
+      bool path_ok = !s.path.empty() && s.path[0] == '/';
+      for (char c : s.path) {
+        path_ok = path_ok && c != ';' && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+      }
+      if (!path_ok) fail(field(path, "path"), "must start with / (no ';' or control characters)");
+      if (s.same_site == "None" && !s.secure) {
+        fail(field(path, "same_site"), "None needs secure: true (browsers drop it otherwise)");
+      }
     } else if (s.type == "server") {
       if (s.cookie.empty()) fail(field(path, "cookie"), "is required for type server");
       if (!is_cookie_name(s.cookie)) {

@@ -427,7 +427,7 @@ class Decoder {
     } else if (key == "request_timeout") {
       l.request_timeout_ms = duration_ms(v, p);
     } else if (key == "sticky_session") {
-      l.sticky_session = sticky_session(v, p);
+      l.sticky_session = sticky_session(v, p, l.protocol);
     } else if (key == "x_forwarded") {
       l.x_forwarded = x_forwarded(v, p);
     } else if (key == "gzip") {
@@ -478,9 +478,15 @@ class Decoder {
     return ref;
   }
 
-  StickySession sticky_session(const YAML::Node& node, const std::string& path) {
+  StickySession sticky_session(const YAML::Node& node, const std::string& path, Protocol protocol) {
     StickySession s;
+    s.secure = protocol == Protocol::kHttps;  // a cookie that only travels over TLS, on TLS
+    std::string insert_only;                  // the first key given that only type insert takes
     each_field(node, path, [&](std::string_view key, const YAML::Node& v, const std::string& p) {
+      if (key == "cookie_name" || key == "path" || key == "same_site" || key == "http_only" ||
+          key == "secure") {
+        if (insert_only.empty()) insert_only = p;
+      }
       if (key == "type") {
         s.type = choice(v, p, {"insert", "server"}, "must be insert or server");
       } else if (key == "cookie_timeout") {
@@ -489,10 +495,22 @@ class Decoder {
         s.cookie_timeout_s = ms / 1000;
       } else if (key == "cookie") {
         s.cookie = str(v, p);
+      } else if (key == "cookie_name") {
+        s.cookie_name = str(v, p);
+      } else if (key == "path") {
+        s.path = str(v, p);
+      } else if (key == "same_site") {
+        s.same_site = choice(v, p, {"Lax", "Strict", "None"}, "must be Lax, Strict or None");
+      } else if (key == "http_only") {
+        s.http_only = boolean(v, p);
+      } else if (key == "secure") {
+        s.secure = boolean(v, p);
       } else {
         fail(p, "unknown field");
       }
     });
+    // type server: the backend's own cookie keeps the attributes the backend gave it.
+    if (s.type == "server" && !insert_only.empty()) fail(insert_only, "only for type insert");
     return s;
   }
 

@@ -73,7 +73,7 @@ void forward_edits(const snapshot::Listener& cfg, size_t target_index,
   out->cookies.clear();
   if (cfg.sticky.type == snapshot::StickySession::Type::kNone || !target.group) return;
   bool insert = cfg.sticky.type == snapshot::StickySession::Type::kInsert;
-  std::string_view name = insert ? std::string_view("SERVERID") : cfg.sticky.cookie;
+  std::string_view name = insert ? cfg.sticky.cookie_name : cfg.sticky.cookie;
   auto value = find_cookie(headers, name);
   if (!value) return;
   std::string_view token = *value;
@@ -119,8 +119,7 @@ void sticky_response_cookies(const snapshot::Listener& cfg, size_t target, uint3
   const std::string& token = cfg.targets[target].sticky_tokens[backend];
   if (cfg.sticky.type == snapshot::StickySession::Type::kInsert) {
     if (sticky_backend != backend) {
-      set_cookies->push_back("SERVERID=" + token + "; Max-Age=" +
-                             std::to_string(cfg.sticky.cookie_timeout_s) + "; Path=/; HttpOnly");
+      set_cookies->push_back(cfg.sticky.cookie_name + "=" + token + cfg.sticky.attributes);
     }
     return;
   }

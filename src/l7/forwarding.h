@@ -60,8 +60,8 @@ struct ForwardEdits {
 
 // Exactly one X-Forwarded-For, ending in the peer; X-Request-Id when absent; the optional
 // X-Forwarded-Proto/-Port, SLB-ID, SLB-IP and X-Client-Cert-Subject (client copies removed);
-// the sticky cookie: Fulcrum's own SERVERID is not forwarded, a backend's prefixed cookie goes
-// back to it without the prefix.
+// the sticky cookie: Fulcrum's own (SERVERID by default) is not forwarded, a backend's prefixed
+// cookie goes back to it without the prefix.
 void forward_edits(const snapshot::Listener& cfg, size_t target,
                    std::span<const http::Header> headers, const ClientFacts& client,
                    ForwardEdits* out);
@@ -73,8 +73,8 @@ uint32_t pick_backend(const snapshot::HttpTarget& target, HttpListenerState::Tar
                       const net::SocketAddress& peer);
 
 // Sticky sessions on a final response from `backend`: the Set-Cookie values to add (insert: the
-// SERVERID cookie unless the request named that backend already; server: the backend's cookies,
-// prefixed) and whether the response's own Set-Cookie fields are replaced.
+// sticky cookie (SERVERID by default) unless the request named that backend already; server: the
+// backend's cookies, prefixed) and whether the response's own Set-Cookie fields are replaced.
 void sticky_response_cookies(const snapshot::Listener& cfg, size_t target, uint32_t backend,
                              uint32_t sticky_backend, std::span<const http::Header> response,
                              std::vector<std::string>* set_cookies, bool* replace);

@@ -89,8 +89,10 @@ struct HttpTarget {
 
 struct StickySession {
   enum class Type : uint8_t { kNone, kInsert, kServer } type = Type::kNone;
-  int64_t cookie_timeout_s = 0;  // kInsert: Max-Age of the SERVERID cookie
+  int64_t cookie_timeout_s = 0;  // kInsert: Max-Age of the cookie
   std::string cookie;            // kServer: the backend's cookie, prefixed with the token
+  std::string cookie_name;       // kInsert: the cookie Fulcrum sets (SERVERID by default)
+  std::string attributes;        // kInsert: "; Max-Age=N; Path=/; HttpOnly; SameSite=Lax"...
 };
 
 struct XForwarded {

@@ -300,7 +300,9 @@ class Http2Test(unittest.TestCase):
         rc, out, err = self.curl(port, "/", extra=("-D", "-"))
         self.assertEqual(rc, 0, err)
         text_out = out.decode()
-        m = re.search(r"(?im)^set-cookie: SERVERID=([0-9a-f]+); Max-Age=600; Path=/; HttpOnly", text_out)
+        # On HTTPS the cookie is Secure by default.
+        m = re.search(r"(?im)^set-cookie: SERVERID=([0-9a-f]+); Max-Age=600; Path=/; HttpOnly; "
+                      r"Secure; SameSite=Lax\r?$", text_out)
         self.assertIsNotNone(m, text_out)
         first = text_out.strip().splitlines()[-3]  # the backend's name ("a\n"), then "\n200 2"
         self.assertIn(first, ("a", "b"))

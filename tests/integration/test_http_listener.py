@@ -606,6 +606,30 @@ class StickySessionTest(unittest.TestCase):
         extra = f"Cookie: {cookie}\r\n".encode() if cookie else b""
         return request(port, path, extra=extra)
 
+    def test_insert_cookie_takes_its_name_and_attributes_from_the_listener(self):
+        backends = [h.Echo(n, http=True) for n in "ab"]
+        for e in backends:
+            self.cleanup.append(e.stop)
+        port = h.free_port()
+        text = http_yaml({"app": [e.port for e in backends]}, port,
+                         extra="sticky_session: {type: insert, cookie_timeout: 60, "
+                               "cookie_name: LB, path: /app, same_site: Strict, "
+                               "http_only: false}")
+        f = h.Fulcrumd(text, workers=2)
+        self.cleanup.append(f.stop)
+        _, headers, body = self.get(port, "/app/x")
+        first = body.decode().strip()
+        m = re.match(r"LB=([0-9a-f]{16}); Max-Age=60; Path=/app; SameSite=Strict$",
+                     headers["set-cookie"])
+        self.assertTrue(m, headers["set-cookie"])
+        for _ in range(8):  # the cookie under its own name keeps the client where it is
+            _, headers, body = self.get(port, "/app/x", cookie=f"LB={m.group(1)}")
+            self.assertEqual(body.decode().strip(), first)
+            self.assertNotIn("set-cookie", headers)
+        # The backend never sees it; a SERVERID the client sends is just another cookie now.
+        _, _, echoed = self.get(port, "/echo", cookie=f"LB={m.group(1)}; SERVERID=x")
+        self.assertIn(b"\nCookie: SERVERID=x\n", echoed)
+
     def test_insert_cookie_keeps_a_client_on_its_backend(self):
         backends = [h.Echo(n, http=True) for n in "abc"]
         for e in backends:
@@ -618,7 +642,8 @@ class StickySessionTest(unittest.TestCase):
         status, headers, body = self.get(port)
         first = body.decode().strip()
         cookie = headers["set-cookie"]
-        m = re.match(r"SERVERID=([0-9a-f]{16}); Max-Age=600; Path=/; HttpOnly$", cookie)
+        m = re.match(r"SERVERID=([0-9a-f]{16}); Max-Age=600; Path=/; HttpOnly; SameSite=Lax$",
+                     cookie)
         self.assertTrue(m, cookie)
         token = m.group(1)
         self.assertNotIn(str(backends[0].port), token)

@@ -519,6 +519,25 @@ TEST(Validate, StickySession) {
             "name (letters, digits and !#$%&'*+-.^_`|~)");
   http(c).sticky_session->cookie = "JSESSIONID";
   EXPECT_EQ(error_of(c), "ok");
+  http(c).sticky_session = StickySession{"insert", 60, ""};
+  http(c).sticky_session->cookie_name = "my cookie";
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.cookie_name: must be a cookie name "
+            "(letters, digits and !#$%&'*+-.^_`|~)");
+  http(c).sticky_session->cookie_name = "LB";
+  http(c).sticky_session->path = "app";
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.path: must start with / (no ';' or "
+            "control characters)");
+  http(c).sticky_session->path = "/a;b";
+  EXPECT_NE(error_of(c), "ok");
+  http(c).sticky_session->path = "/app";
+  http(c).sticky_session->same_site = "None";
+  EXPECT_EQ(error_of(c),
+            "loadbalancers[0].listeners[2].sticky_session.same_site: None needs secure: true "
+            "(browsers drop it otherwise)");
+  http(c).sticky_session->secure = true;
+  EXPECT_EQ(error_of(c), "ok");
   http(c).sticky_session->type = "rewrite";
   EXPECT_EQ(error_of(c),
             "loadbalancers[0].listeners[2].sticky_session.type: must be insert or "

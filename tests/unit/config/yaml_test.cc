@@ -313,6 +313,37 @@ TEST(Yaml, CookieTimeoutIsWholeSeconds) {
   EXPECT_EQ(c.loadbalancers[0].listeners[0].sticky_session->cookie_timeout_s, 3600);
 }
 
+TEST(Yaml, StickyCookieOptions) {
+  Config c = decode_ok(with_listener("http",
+                                     "        sticky_session: {type: insert, cookie_timeout: 60, "
+                                     "cookie_name: LB, path: /app, same_site: Strict, "
+                                     "http_only: false, secure: true}\n"));
+  const StickySession& s = *c.loadbalancers[0].listeners[0].sticky_session;
+  EXPECT_EQ(s.cookie_name, "LB");
+  EXPECT_EQ(s.path, "/app");
+  EXPECT_EQ(s.same_site, "Strict");
+  EXPECT_FALSE(s.http_only);
+  EXPECT_TRUE(s.secure);
+  // Defaults on an HTTP listener: SERVERID, /, Lax, HttpOnly, not Secure (HTTPS: Secure).
+  c = decode_ok(
+      with_listener("http", "        sticky_session: {type: insert, cookie_timeout: 60}\n"));
+  const StickySession& d = *c.loadbalancers[0].listeners[0].sticky_session;
+  EXPECT_EQ(d.cookie_name, "SERVERID");
+  EXPECT_EQ(d.path, "/");
+  EXPECT_EQ(d.same_site, "Lax");
+  EXPECT_TRUE(d.http_only);
+  EXPECT_FALSE(d.secure);
+  EXPECT_EQ(decode_error(with_listener("http",
+                                       "        sticky_session: {type: insert, cookie_timeout: "
+                                       "60, same_site: lax}\n")),
+            "loadbalancers[0].listeners[0].sticky_session.same_site: must be Lax, Strict or None");
+  // The backend's own cookie keeps the attributes the backend gave it.
+  EXPECT_EQ(decode_error(with_listener("http",
+                                       "        sticky_session: {type: server, cookie: J, "
+                                       "secure: true}\n")),
+            "loadbalancers[0].listeners[0].sticky_session.secure: only for type insert");
+}
+
 TEST(Yaml, CertificatesTakeFilesOrPemText) {
   Config c = decode_ok(
       "certificates:\n"
