@@ -417,3 +417,32 @@ def finish_report(meta: dict, results: list, failures: list, interrupted: bool, 
                                     indent=2) + "\n")
     print(f"JSON: {json_path}")
     return 130 if interrupted else (1 if failures else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs with errors (used by tls_peers.py)
+
+
+def run_clean(run: dict) -> bool:
+    """A run counts in the medians only if it measured a value and saw no error (no socket
+    error, no non-2xx answer, no failed client)."""
+    return run.get("value") is not None and not run.get("errors")
+
+
+def split_runs(runs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the clean runs, the runs with errors): the medians are taken over the first list only;
+    the second is reported (count, rounds, errors) and kept in the JSON."""
+    kept = [r for r in runs if run_clean(r)]
+    return kept, [r for r in runs if not run_clean(r)]
+
+
+def round_ratios(a_runs: list[dict], b_runs: list[dict], key: str) -> dict | None:
+    """Median and range of a's run ÷ b's run of the same round (runs carry "round"), over the
+    rounds where both runs are clean."""
+    b_by_round = {r.get("round"): r for r in b_runs if run_clean(r)}
+    out = []
+    for a in a_runs:
+        b = b_by_round.get(a.get("round"))
+        if b is not None and run_clean(a):
+            out.append(ratio(a.get(key), b.get(key)))
+    return med_range(out)

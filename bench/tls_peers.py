@@ -14,8 +14,13 @@ Scenarios (loopback; TLS 1.3 with the servers' default groups, X25519 first):
 
 Both proxies offer ALPN h2,http/1.1 (Fulcrum's default with `http2` on; HAProxy's bind says so).
 
-Targets run interleaved (the starting one rotates each round); each is summarised by its median
-and range; the ratio is fulcrum ÷ haproxy of the medians. The proxy's CPU time (utime + stime of
+Options, warm-up and rounds as in l4_peers.py and l7_peers.py: a warm-up run per target
+(--warmup, 1 s, not measured), then --rounds interleaved rounds (default 5; the starting target
+rotates each round; --quick: 1 round of 2 s, no warm-up). Each target is summarised by the median and range of its rounds **without errors**: a run with a socket error,
+a non-2xx answer, a failed s_time client or a failed/errored h2load request is left out of the
+medians and reported (count, rounds and errors under the table; every run stays in the JSON).
+The ratios are fulcrum ÷ haproxy of the medians, and the median of the per-round ratios over the
+rounds where both runs are clean. The proxy's CPU time (utime + stime of
 the process, all threads) is read before and after each run. The load generators need CPU too
 (on 2 cores the handshake figure is bounded by the client's own crypto): the CPU per connection
 of the proxy is the steadier number.
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import subprocess
 import sys
@@ -39,10 +43,13 @@ from peers_common import (  # noqa: E402  (bench/ is put on sys.path just above)
     base_meta,
     finish_report,
     missing_tools,
+    round_ratios,
     run_scenarios,
+    settle_round_args,
+    split_runs,
     CLK_TCK, DEFAULT_FULCRUMD, LOOPBACK, NGINX_BODY, REPO, Procs, cpu_times, free_port,
-    haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, run_client, run_wrk, rss_kb,
-    set_program, start_nginx, tool_version, wait_listening)
+    haproxy_maxconn, loadavg, log, med_range, raise_fd_limit, run_wrk, rss_kb,
+    set_program, start_nginx, tail, tool_version, wait_listening)
 
 set_program("tls_peers")
 TARGETS = ("fulcrum", "haproxy")
@@ -74,8 +81,12 @@ def make_certificate(d: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def start_fulcrum(procs: Procs, d: Path, fulcrumd: Path, backend: int, cert: Path, key: Path):
+def start_fulcrum(procs: Procs, d: Path, fulcrumd: Path, backend: int, cert: Path, key: Path,
+                  idle_timeout: int | None = None):
+    """fulcrumd with one HTTPS listener; `idle_timeout` (seconds, 1–60) replaces the listener's
+    default of 15 s when given (tls_idle_memory.py keeps connections idle longer)."""
     port = free_port()
+    extra = f"        idle_timeout: {idle_timeout}\n" if idle_timeout is not None else ""
     conf = d / "lb.yaml"
     conf.write_text(f"""loadbalancers:
   - name: bench
@@ -90,7 +101,7 @@ def start_fulcrum(procs: Procs, d: Path, fulcrumd: Path, backend: int, cert: Pat
         server_group: app
         certificates: [bench]
         health_check: {{enabled: false}}
-certificates:
+{extra}certificates:
   - {{name: bench, cert_file: {cert}, key_file: {key}}}
 """)
     log_path = d / "fulcrumd.log"
@@ -163,7 +174,10 @@ def run_h2load(port: int, seconds: int) -> dict:
     concurrent streams each, one client thread."""
     argv = ["h2load", "-t", "1", "-c", str(H2_CONNECTIONS), "-m", str(H2_STREAMS), "-D",
             str(seconds), f"https://{LOOPBACK}:{port}/"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    except subprocess.TimeoutExpired:
+        return {"value": None, "errors": 1, "error": f"h2load timed out after {seconds + 60} s"}
     m = re.search(r"finished in ([\d.]+)s, ([\d.]+) req/s", out)
     r = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
                   r"(\d+) errored", out)
@@ -207,84 +221,167 @@ def probe(port: int) -> None:
         raise RuntimeError(f"HTTP/2 probe through port {port} answered {out[:200]!r}")
 
 
+def check_alive(name: str, proc, log_path: Path) -> None:
+    if proc.poll() is not None:
+        raise RuntimeError(f"{name} pid {proc.pid} died during the run ({proc.returncode}):\n"
+                           f"{tail(log_path)}")
+
+
+def describe(res: dict) -> str:
+    """What went wrong in a run, for the log and the report."""
+    parts = []
+    if res.get("value") is None:
+        parts.append("no result")
+    if res.get("socket_errors") and sum(res["socket_errors"].values()):
+        parts.append("socket errors " + ", ".join(f"{k} {v}" for k, v in
+                                                   res["socket_errors"].items() if v))
+    if res.get("non_2xx"):
+        parts.append(f"non-2xx {res['non_2xx']}")
+    if not parts and res.get("errors"):
+        parts.append(f"errors {res['errors']}")
+    if res.get("error"):
+        parts.append(res["error"][:200])
+    return "; ".join(parts)
+
+
+def summarise(samples: dict[str, list[dict]]) -> dict:
+    summary: dict = {}
+    for t, runs in samples.items():
+        kept, excluded = split_runs(runs)
+        summary[t] = {"value": med_range([r.get("value") for r in kept]),
+                      "cpu_per_unit": med_range([r.get("cpu_per_unit") for r in kept]),
+                      "vmrss_kb": med_range([r.get("vmrss_kb") for r in kept]),
+                      "rounds_kept": len(kept),
+                      "excluded_rounds": [r.get("round") for r in excluded],
+                      "excluded_why": [describe(r) for r in excluded],
+                      "errors": sum(r.get("errors", 0) for r in runs)}
+    if "fulcrum" in samples and "haproxy" in samples:
+        summary["per_round"] = {
+            key: round_ratios(samples["fulcrum"], samples["haproxy"], key)
+            for key in ("value", "cpu_per_unit")}
+    return summary
+
+
 def run_scenario(scenario: str, args, tmp: Path, procs: Procs) -> dict:
-    backend, _ = start_nginx(procs, tmp)
+    started = []
+    try:
+        backend, backend_proc = start_nginx(procs, tmp)
+        started.append(backend_proc)
+        return measure_targets(scenario, args, tmp, procs, backend, started)
+    finally:  # this scenario's processes end here, before the next scenario starts its own
+        for p in reversed(started):
+            procs.stop(p)
+
+
+def measure_targets(scenario: str, args, tmp: Path, procs: Procs, backend: int,
+                    started: list) -> dict:
     cert, key = make_certificate(tmp)
     targets = {}
     for name in args.targets:
         d = tmp / name
         d.mkdir()
         if name == "fulcrum":
-            targets[name] = start_fulcrum(procs, d, args.fulcrumd, backend, cert, key)
+            port, proc = start_fulcrum(procs, d, args.fulcrumd, backend, cert, key)
+            targets[name] = (port, proc, d / "fulcrumd.log")
         else:
-            targets[name] = start_haproxy(procs, d, backend, cert, key, args.haproxy_maxconn)
-        probe(targets[name][0])
+            port, proc = start_haproxy(procs, d, backend, cert, key, args.haproxy_maxconn)
+            targets[name] = (port, proc, d / "haproxy.log")
+        started.append(proc)
+        probe(port)
+    if args.warmup > 0:
+        for name, (port, proc, log_path) in targets.items():
+            log(f"{scenario}: warm-up {name} ({args.warmup} s, not measured)")
+            measure(scenario, port, proc.pid, args.warmup)
+            check_alive(name, proc, log_path)
+            time.sleep(args.pause)
     samples: dict[str, list[dict]] = {t: [] for t in targets}
     order = list(targets)
     for r in range(args.rounds):
         for i in range(len(order)):
             name = order[(r + i) % len(order)]
-            port, proc = targets[name]
+            port, proc, log_path = targets[name]
             res = measure(scenario, port, proc.pid, args.duration)
+            check_alive(name, proc, log_path)
+            res["round"] = r + 1
             samples[name].append(res)
+            bad = describe(res) if (res.get("value") is None or res.get("errors")) else ""
             log(f"{scenario} round {r + 1}/{args.rounds} {name}: "
                 f"{res.get('value') or 0:.0f} {UNITS[scenario][0]}, "
                 f"{res.get('cpu_per_unit') or 0:.1f} {UNITS[scenario][1]}, "
-                f"load {loadavg()}")
+                f"load {loadavg()}"
+                + (f" — ERRORS, left out of the medians: {bad}" if bad else ""))
             time.sleep(args.pause)
-    summary = {t: {"value": med_range([s.get("value") for s in runs]),
-                   "cpu_per_unit": med_range([s.get("cpu_per_unit") for s in runs]),
-                   "vmrss_kb": med_range([s.get("vmrss_kb") for s in runs]),
-                   "errors": sum(s.get("errors", 0) for s in runs)}
-               for t, runs in samples.items()}
-    return {"scenario": scenario, "summary": summary, "samples": samples}
+    return {"scenario": scenario, "summary": summarise(samples), "samples": samples}
 
 
 def fmt(v: dict | None, digits: int = 0) -> str:
     if not v:
         return "—"
-    return f"{v['median']:.{digits}f} ({v['min']:.{digits}f}–{v['max']:.{digits}f})"
+    return f"{v['median']:,.{digits}f} ({v['min']:,.{digits}f}–{v['max']:,.{digits}f})"
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, rounds: int, seconds: int) -> str:
     scenario, s = res["scenario"], res["summary"]
     unit, cpu_unit = UNITS[scenario]
     lines = [f"### {TITLES[scenario]}", "",
-             f"| target | {unit} median (range) | {cpu_unit} median (range) | RSS KiB | errors |",
-             "|---|---|---|---|---|"]
-    for t, v in s.items():
+             f"{rounds} interleaved round(s) of {seconds} s; medians (range) over the rounds "
+             "without errors.", "",
+             f"| target | {unit} median (range) | {cpu_unit} median (range) | RSS KiB | "
+             "rounds kept | errors |",
+             "|---|---|---|---|---|---|"]
+    targets = {t: v for t, v in s.items() if t != "per_round"}
+    for t, v in targets.items():
         lines.append(f"| {t} | {fmt(v['value'])} | {fmt(v['cpu_per_unit'], 1)} | "
-                     f"{fmt(v['vmrss_kb'])} | {v['errors']} |")
-    f, h = s.get("fulcrum"), s.get("haproxy")
+                     f"{fmt(v['vmrss_kb'])} | {v['rounds_kept']}/{rounds} | {v['errors']} |")
+    f, h = targets.get("fulcrum"), targets.get("haproxy")
     if f and h and f["value"] and h["value"]:
         lines.append("")
         lines.append(f"fulcrum / haproxy: {unit} **{f['value']['median'] / h['value']['median']:.2f}×**"
                      + (f", CPU per unit {f['cpu_per_unit']['median'] / h['cpu_per_unit']['median']:.2f}× "
                         "(lower is better)" if f["cpu_per_unit"] and h["cpu_per_unit"] else ""))
+        pr = s.get("per_round") or {}
+        if pr.get("value"):
+            text = (f"Median of per-round ratios ({pr['value']['n']} clean round(s)): {unit} "
+                    f"{pr['value']['median']:.2f}× (rounds {pr['value']['min']:.2f}–"
+                    f"{pr['value']['max']:.2f})")
+            if pr.get("cpu_per_unit"):
+                c = pr["cpu_per_unit"]
+                text += (f", {cpu_unit} {c['median']:.2f}× (rounds {c['min']:.2f}–"
+                         f"{c['max']:.2f})")
+            lines.append("")
+            lines.append(text + ".")
+    for t, v in targets.items():
+        if v["excluded_rounds"]:
+            lines.append("")
+            lines.append(f"**{t}: {len(v['excluded_rounds'])} round(s) with errors left out of "
+                         f"the medians** (round {', '.join(map(str, v['excluded_rounds']))}): "
+                         + " | ".join(v["excluded_why"]))
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=5, help="seconds per run")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
-    ap.add_argument("--targets", default=",".join(TARGETS))
-    ap.add_argument("--pause", type=float, default=1.0)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved rounds (default 5; at least 3 unless --quick, which uses 1)")
+    ap.add_argument("--duration", type=int, default=None,
+                    help="seconds per load run (default 5, 2 with --quick)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: 1 round of 2 s, no warm-up")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="seconds of unmeasured load per target before the rounds (default 1)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"comma-separated subset of {','.join(TARGETS)}")
+    ap.add_argument("--pause", type=float, default=1.0,
+                    help="seconds of idle between load runs (default 1)")
     ap.add_argument("--fulcrumd", type=Path, default=DEFAULT_FULCRUMD)
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None,
+                    help="result file (default bench/results/tls-<timestamp>.json)")
     args = ap.parse_args(argv)
-    args.scenarios = [s for s in args.scenarios.split(",") if s]
-    args.targets = [t for t in args.targets.split(",") if t]
-    for s in args.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s}")
-    for t in args.targets:
-        if t not in TARGETS:
-            ap.error(f"unknown target {t}")
+    settle_round_args(ap, args, SCENARIOS, TARGETS)
     args.workers = 1
-    args.warmup = 0
     return args
 
 
@@ -308,7 +405,7 @@ def main(argv: list[str]) -> int:
           f"{meta['cpus']} CPUs\n")
     print(f"Command: `{meta['command']}`\n")
     for res in results:
-        print(markdown(res))
+        print(markdown(res, args.rounds, args.duration))
     return finish_report(meta, results, failures, interrupted, json_path,
                          print_load=True)
 
