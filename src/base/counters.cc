@@ -55,4 +55,19 @@ void BackendCounterTable::sweep() {
   ++round_;
 }
 
+uint64_t TlsCounters::failed() const {
+  uint64_t n = 0;
+  for (uint64_t f : failures) n += f;
+  return n;
+}
+
+void TlsCounters::add(const TlsCounters& other) {
+  full += other.full;
+  resumed += other.resumed;
+  for (size_t i = 0; i < failures.size(); ++i) failures[i] += other.failures[i];
+  for (size_t i = 0; i < versions.size(); ++i) versions[i] += other.versions[i];
+  for (size_t i = 0; i < alpn.size(); ++i) alpn[i] += other.alpn[i];
+  sni_unmatched += other.sni_unmatched;
+}
+
 }  // namespace fulcrum::base

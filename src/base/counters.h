@@ -63,6 +63,35 @@ struct ListenerCounters {
   void add(const ListenerCounters& other);
 };
 
+// TLS handshakes of one HTTPS listener on one worker. The enums index the arrays; their label
+// values (docs/metrics.md) are in metrics/names.h. Fixed sets: no free text from the network.
+enum class TlsFailure : uint8_t {
+  kNoSharedCipher,     // no cipher suite (or signature algorithm, group) both sides support
+  kBadCertificate,     // the client refused Fulcrum's certificate (it sent a certificate alert)
+  kClientCertificate,  // mutual TLS: the client's certificate is missing or not verified
+  kProtocol,           // no common version, a malformed or unexpected message, another alert
+  kTimeout,            // not complete within the listener's idle_timeout
+  kClosed,             // the client closed or reset the connection before completing
+  kOther,              // closed by Fulcrum (drain, shutdown), out of memory, anything else
+};
+inline constexpr size_t kTlsFailures = 7;
+enum class TlsVersion : uint8_t { kTls1_0, kTls1_1, kTls1_2, kTls1_3 };
+inline constexpr size_t kTlsVersions = 4;
+enum class TlsAlpn : uint8_t { kH2, kHttp11, kNone };  // the server offers only h2 and http/1.1
+inline constexpr size_t kTlsAlpns = 3;
+
+struct TlsCounters {
+  uint64_t full = 0;                              // completed without resumption
+  uint64_t resumed = 0;                           // completed by resuming a session (ticket)
+  std::array<uint64_t, kTlsFailures> failures{};  // by TlsFailure
+  std::array<uint64_t, kTlsVersions> versions{};  // completed, by TlsVersion
+  std::array<uint64_t, kTlsAlpns> alpn{};         // completed, by TlsAlpn
+  uint64_t sni_unmatched = 0;  // ClientHellos naming a server no certificate covers
+  void count_failure(TlsFailure f) { ++failures[static_cast<size_t>(f)]; }
+  uint64_t failed() const;  // the sum of failures
+  void add(const TlsCounters& other);
+};
+
 // What one listener saw of one backend of one server group on one worker. Touched when a backend
 // connection (TCP) or request (HTTP) starts or ends, never per byte.
 struct BackendCounters {

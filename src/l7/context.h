@@ -15,7 +15,8 @@
 namespace fulcrum::l7 {
 
 // Worker-wide totals. Per-listener and per-backend counters (connections, bytes, responses by
-// class, latency histograms) live in each listener's HttpListenerRuntime (l7/http_listener.h).
+// class, latency histograms, TLS handshakes) live in each listener's HttpListenerRuntime
+// (l7/http_listener.h).
 struct HttpCounters {
   uint64_t requests = 0;
   // Refused by the parser (400/413/414/431/501/505); HTTP/2: malformed streams reset with
@@ -25,9 +26,6 @@ struct HttpCounters {
   uint64_t no_backend = 0;       // 503 answered
   uint64_t timeouts = 0;         // 504 answered
   uint64_t retries = 0;
-  uint64_t tls_handshakes = 0;          // completed (resumed ones included)
-  uint64_t tls_resumed = 0;             // ... of which resumed a session (ticket)
-  uint64_t tls_handshake_failures = 0;  // failed, timed out or reset before completing
 };
 
 class HttpSession;

@@ -43,6 +43,7 @@ struct HttpListenerRuntime {
   std::shared_ptr<HttpListenerState> current;
   base::ListenerCounters counters;
   HttpListenerCounters http;
+  base::TlsCounters tls;               // HTTPS listeners: handshakes (l7/tls_handshake.h)
   base::BackendCounterTable backends;  // the backends of every target's group
 };
 

@@ -61,8 +61,10 @@ void TlsHandshake::advance() {
       net::set_cork(stream_->fd(), true);
       return;  // the next readiness event, or the timer
     case net::IoStatus::kEof:
+      fail(base::TlsFailure::kClosed);
+      return;
     case net::IoStatus::kError:
-      close();
+      fail(stream_->failure());
       return;
   }
 }
@@ -70,13 +72,15 @@ void TlsHandshake::advance() {
 void TlsHandshake::on_timer(void* self) {
   auto* h = static_cast<TlsHandshake*>(self);
   FLOG_DEBUG("tls: handshake with {} timed out", h->peer_.to_string());
-  h->close();
+  h->fail(base::TlsFailure::kTimeout);
 }
 
-void TlsHandshake::close() {
+void TlsHandshake::fail(base::TlsFailure reason) {
   if (closed_) return;
   closed_ = true;
-  ++ctx_.counters.tls_handshake_failures;
+  base::TlsCounters& tls = listener_->tls;
+  tls.count_failure(reason);
+  if (stream_->sni_unmatched()) ++tls.sni_unmatched;
   timer_.cancel();
   net::set_cork(stream_->fd(), false);  // an alert OpenSSL wrote leaves before the reset
   stream_->close_with_reset();
@@ -88,8 +92,11 @@ void TlsHandshake::close() {
 void TlsHandshake::hand_over() {
   closed_ = true;
   timer_.cancel();
-  ++ctx_.counters.tls_handshakes;
-  if (stream_->resumed()) ++ctx_.counters.tls_resumed;
+  base::TlsCounters& tls = listener_->tls;
+  ++(stream_->resumed() ? tls.resumed : tls.full);
+  ++tls.versions[static_cast<size_t>(stream_->version_id())];
+  ++tls.alpn[static_cast<size_t>(stream_->alpn_id())];
+  if (stream_->sni_unmatched()) ++tls.sni_unmatched;
   --listener_->counters.active;  // the session counts itself
   ctx_.handshakes.erase(this);
   HttpSession::ClientInfo info;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "base/counters.h"
 #include "l7/context.h"
 #include "l7/http_listener.h"
 #include "net/address.h"
@@ -30,14 +31,16 @@ class TlsHandshake final : public net::Deferred,
   ~TlsHandshake() override;
 
   void start();
-  // Ends the handshake now (RST).
-  void close();
+  // Ends the handshake now (RST); counted as a failure of reason "other" (drain, shutdown).
+  void close() { fail(base::TlsFailure::kOther); }
   void on_io(uint32_t events) override;
 
  private:
   static void on_timer(void* self);
   void advance();
   void hand_over();
+  // Ends the handshake (RST) and counts it as failed for `reason`; idempotent.
+  void fail(base::TlsFailure reason);
 
   HttpContext& ctx_;
   std::shared_ptr<HttpListenerRuntime> listener_;

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "base/counters.h"
+
 namespace fulcrum::metrics {
 
 enum class Type : uint8_t { kCounter, kGauge, kHistogram };
@@ -61,6 +63,39 @@ inline constexpr Family kHttpUpstreamResponse{
     "fulcrum_http_upstream_response_seconds", Type::kHistogram,
     "Time from a request sent to the backend to the response head received."};
 
+// HTTPS listeners, labels {lb, listener} (+ outcome, reason, version, protocol).
+inline constexpr Family kTlsHandshakes{
+    "fulcrum_tls_handshakes_total", Type::kCounter,
+    "TLS handshakes ended, by outcome: full, resumed (session ticket) or failed."};
+inline constexpr Family kTlsHandshakeFailures{"fulcrum_tls_handshake_failures_total",
+                                              Type::kCounter,
+                                              "TLS handshakes that failed, by reason."};
+inline constexpr Family kTlsVersions{"fulcrum_tls_versions_total", Type::kCounter,
+                                     "TLS handshakes completed, by negotiated protocol version."};
+inline constexpr Family kTlsAlpn{"fulcrum_tls_alpn_total", Type::kCounter,
+                                 "TLS handshakes completed, by ALPN protocol (none: no ALPN)."};
+inline constexpr Family kTlsClientCertFailures{
+    "fulcrum_tls_client_cert_failures_total", Type::kCounter,
+    "TLS handshakes of a mutual TLS listener that failed because the client certificate was "
+    "missing or not verified."};
+inline constexpr Family kTlsSniUnmatched{
+    "fulcrum_tls_sni_unmatched_total", Type::kCounter,
+    "TLS ClientHellos naming a server no certificate covers (served the first certificate)."};
+
+// Label values of the TLS families, indexed by base::TlsFailure, TlsVersion and TlsAlpn.
+inline constexpr std::array<std::string_view, base::kTlsFailures> kTlsFailureReasons = {
+    "no_shared_cipher",
+    "bad_certificate",
+    "client_certificate",
+    "protocol",
+    "timeout",
+    "closed",
+    "other"};
+inline constexpr std::array<std::string_view, base::kTlsVersions> kTlsVersionNames = {
+    "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+inline constexpr std::array<std::string_view, base::kTlsAlpns> kTlsAlpnNames = {"h2", "http/1.1",
+                                                                                "none"};
+
 // Backends, labels {lb, listener, server_group, backend}.
 inline constexpr Family kBackendConnections{"fulcrum_backend_connections_total", Type::kCounter,
                                             "Connections opened to the backend (failed ones "
@@ -88,14 +123,34 @@ inline constexpr Family kHealthChecks{"fulcrum_health_checks_total", Type::kCoun
                                       "Active health checks finished, by result."};
 
 inline constexpr std::array kFamilies = {
-    kBuildInfo,           kConfigGeneration,       kWorkers,
-    kListenerConnections, kListenerActive,         kListenerDropped,
-    kListenerBytesIn,     kListenerBytesOut,       kListenerPacketsIn,
-    kListenerPacketsOut,  kUdpFlowTableFull,       kHttpRequests,
-    kHttpRequestDuration, kHttpUpstreamResponse,   kBackendConnections,
-    kBackendActive,       kBackendConnectFailures, kBackendHttpResponses,
-    kBackendUp,           kBackendHealth,          kHealthChecks,
+    kBuildInfo,
+    kConfigGeneration,
+    kWorkers,
+    kListenerConnections,
+    kListenerActive,
+    kListenerDropped,
+    kListenerBytesIn,
+    kListenerBytesOut,
+    kListenerPacketsIn,
+    kListenerPacketsOut,
+    kUdpFlowTableFull,
+    kHttpRequests,
+    kHttpRequestDuration,
+    kHttpUpstreamResponse,
+    kBackendConnections,
+    kBackendActive,
+    kBackendConnectFailures,
+    kBackendHttpResponses,
+    kBackendUp,
+    kBackendHealth,
+    kHealthChecks,
     kListenerAclDenied,
+    kTlsHandshakes,
+    kTlsHandshakeFailures,
+    kTlsVersions,
+    kTlsAlpn,
+    kTlsClientCertFailures,
+    kTlsSniUnmatched,
 };
 
 }  // namespace fulcrum::metrics

@@ -1,5 +1,6 @@
 #include "metrics/prometheus.h"
 
+#include <array>
 #include <initializer_list>
 #include <utility>
 
@@ -159,6 +160,47 @@ void render_http(const Report& r, Writer& w) {
   }
 }
 
+void render_tls(const Report& r, Writer& w) {
+  bool any = false;
+  for (const ListenerSample& l : r.listeners) any = any || l.tls;
+  if (!any) return;
+  // One family, one value per label value, for every HTTPS listener.
+  auto by_label = [&](const Family& f, std::string_view label, auto values, auto count) {
+    w.family(f);
+    for (const ListenerSample& l : r.listeners) {
+      if (!l.tls) continue;
+      for (size_t i = 0; i < values.size(); ++i) {
+        Label extra{label, values[i]};
+        w.series(f.name, {{"lb", l.lb}, {"listener", l.listener}}, count(l.tls_counters, i),
+                 &extra);
+      }
+    }
+  };
+  constexpr std::array<std::string_view, 3> kOutcomes = {"full", "resumed", "failed"};
+  by_label(kTlsHandshakes, "outcome", kOutcomes, [](const base::TlsCounters& c, size_t i) {
+    return i == 0 ? c.full : i == 1 ? c.resumed : c.failed();
+  });
+  by_label(kTlsHandshakeFailures, "reason", kTlsFailureReasons,
+           [](const base::TlsCounters& c, size_t i) { return c.failures[i]; });
+  by_label(kTlsVersions, "version", kTlsVersionNames,
+           [](const base::TlsCounters& c, size_t i) { return c.versions[i]; });
+  by_label(kTlsAlpn, "protocol", kTlsAlpnNames,
+           [](const base::TlsCounters& c, size_t i) { return c.alpn[i]; });
+  // The client_certificate failures again, as their own family (alerts need no label match).
+  w.family(kTlsClientCertFailures);
+  for (const ListenerSample& l : r.listeners) {
+    if (!l.tls) continue;
+    w.series(kTlsClientCertFailures.name, {{"lb", l.lb}, {"listener", l.listener}},
+             l.tls_counters.failures[static_cast<size_t>(base::TlsFailure::kClientCertificate)]);
+  }
+  w.family(kTlsSniUnmatched);
+  for (const ListenerSample& l : r.listeners) {
+    if (!l.tls) continue;
+    w.series(kTlsSniUnmatched.name, {{"lb", l.lb}, {"listener", l.listener}},
+             l.tls_counters.sni_unmatched);
+  }
+}
+
 void render_backends(const Report& r, Writer& w) {
   struct Plain {
     const Family& family;
@@ -293,6 +335,7 @@ std::string render_prometheus(const Report& r) {
   w.series(kWorkers.name, {}, r.workers);
   render_listeners(r, w);
   render_http(r, w);
+  render_tls(r, w);
   render_backends(r, w);
   render_health_checks(r, w);
   return w.take();

@@ -30,7 +30,9 @@ void BackendSample::add(const BackendSample& other) {
 void ListenerSample::add(const ListenerSample& other) {
   http = http || other.http;
   has_packets = has_packets || other.has_packets;
+  tls = tls || other.tls;
   counters.add(other.counters);
+  tls_counters.add(other.tls_counters);
   for (size_t i = 0; i < responses_by_class.size(); ++i) {
     responses_by_class[i] += other.responses_by_class[i];
   }

@@ -29,7 +29,9 @@ struct ListenerSample {
   std::string listener;      // "http:8080"
   bool http = false;         // the HTTP families apply
   bool has_packets = false;  // UDP: the packet families apply
+  bool tls = false;          // HTTPS: the TLS families apply
   base::ListenerCounters counters;
+  base::TlsCounters tls_counters;                // HTTPS
   std::array<uint64_t, 6> responses_by_class{};  // HTTP: [1] 1xx ... [5] 5xx
   base::LatencyHistogram request_duration;       // HTTP
   base::LatencyHistogram upstream_response;      // HTTP

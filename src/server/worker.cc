@@ -278,7 +278,9 @@ bool Worker::sample_metrics(std::function<void(metrics::WorkerSample)> reply) {
       s.lb = l->config().lb_name;
       s.listener = l->config().id;
       s.http = true;
+      s.tls = l->config().tls != nullptr;
       s.counters = rt.counters;
+      if (s.tls) s.tls_counters = rt.tls;
       for (size_t i = 0; i < s.responses_by_class.size(); ++i) {
         s.responses_by_class[i] = rt.http.responses_by_class[i];
       }

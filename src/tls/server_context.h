@@ -61,6 +61,8 @@ class ServerContext : public std::enable_shared_from_this<ServerContext> {
   std::unique_ptr<TlsStream> accept(net::UniqueFd fd) const;
 
   bool mutual() const { return options_.client_ca != nullptr; }
+  // Some certificate covers `server_name` (tls/names.h). [any]
+  bool covers(std::string_view server_name) const { return names_.find(server_name).has_value(); }
   const ServerOptions& options() const { return options_; }
 
  private:

@@ -10,6 +10,7 @@
 #include <climits>
 
 #include "base/log.h"
+#include "tls/failure.h"
 #include "tls/server_context.h"
 
 namespace fulcrum::tls {
@@ -105,7 +106,8 @@ net::IoStatus TlsStream::handshake() {
     read_wants_write_ = false;
     return net::IoStatus::kOk;
   }
-  switch (SSL_get_error(ssl_, r)) {
+  int error = SSL_get_error(ssl_, r);
+  switch (error) {
     case SSL_ERROR_WANT_READ:
       read_wants_write_ = false;
       return net::IoStatus::kBlocked;
@@ -114,6 +116,7 @@ net::IoStatus TlsStream::handshake() {
       return net::IoStatus::kBlocked;
     default:
       failed_ = true;
+      failure_ = classify_handshake_failure(error, ERR_peek_error());
       log_failure("handshake");
       return net::IoStatus::kError;
   }
@@ -211,6 +214,31 @@ bool TlsStream::resumed() const {
 
 std::string_view TlsStream::version() const {
   return SSL_get_version(ssl_);
+}
+
+base::TlsVersion TlsStream::version_id() const {
+  switch (SSL_version(ssl_)) {
+    case TLS1_VERSION:
+      return base::TlsVersion::kTls1_0;
+    case TLS1_1_VERSION:
+      return base::TlsVersion::kTls1_1;
+    case TLS1_2_VERSION:
+      return base::TlsVersion::kTls1_2;
+    default:
+      return base::TlsVersion::kTls1_3;  // the policies allow nothing else
+  }
+}
+
+base::TlsAlpn TlsStream::alpn_id() const {
+  std::string_view p = protocol();
+  if (p == "h2") return base::TlsAlpn::kH2;
+  if (p == "http/1.1") return base::TlsAlpn::kHttp11;
+  return base::TlsAlpn::kNone;  // the server offers nothing else
+}
+
+bool TlsStream::sni_unmatched() const {
+  std::string_view name = server_name();
+  return !name.empty() && !context_->covers(name);
 }
 
 }  // namespace fulcrum::tls

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/counters.h"
 #include "net/stream.h"
 
 struct ssl_st;
@@ -24,7 +25,8 @@ class TlsStream final : public net::Stream {
   ~TlsStream() override;
 
   // Drives the handshake: kOk once complete, kBlocked when it waits for the socket (either
-  // direction: retry on any readiness), kError when it failed (the reason is logged at debug).
+  // direction: retry on any readiness), kError when it failed (the reason is logged at debug and
+  // kept for failure()).
   net::IoStatus handshake();
   bool handshake_done() const { return done_; }
 
@@ -43,6 +45,13 @@ class TlsStream final : public net::Stream {
   bool resumed() const;
   // "TLSv1.3" ...
   std::string_view version() const;
+  // After the handshake: the negotiated version and ALPN protocol as counter indexes.
+  base::TlsVersion version_id() const;
+  base::TlsAlpn alpn_id() const;
+  // After a failed handshake(): why (tls/failure.h).
+  base::TlsFailure failure() const { return failure_; }
+  // The client named a server (SNI) that no certificate covers (it got the default one).
+  bool sni_unmatched() const;
 
   // Called by the BIO. [worker]
   void note_read(size_t asked, size_t got) { last_read_short_ = got < asked; }
@@ -52,6 +61,7 @@ class TlsStream final : public net::Stream {
   std::shared_ptr<const ServerContext> context_;
   bool done_ = false;
   bool failed_ = false;
+  base::TlsFailure failure_ = base::TlsFailure::kOther;
   bool read_wants_write_ = false;
   bool write_wants_read_ = false;
   bool last_read_short_ = false;

@@ -261,11 +261,12 @@ class HttpsTest(unittest.TestCase):
             {"protocol": "https", "port": other, "certificates": ["ec"]}], e.port), workers=2)
         sess = self.certs.path("session")
         for version in ("-tls1_2", "-tls1_3"):
-            # TLS 1.3 tickets arrive after the handshake: keep stdin open a moment.
+            # TLS 1.3 tickets arrive after the handshake (and wait in the cork up to 200 ms while
+            # no response is written): keep stdin open long enough on a loaded machine too.
             out = s_client(port, version, "-sess_out", str(sess), stdin=b"", timeout=10)
             if version == "-tls1_3":
                 out = subprocess.run(
-                    f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 "
+                    f"sleep 1 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 "
                     f"-sess_out {sess}", shell=True, capture_output=True, timeout=10).stdout.decode()
             self.assertIn("New, ", out)
             # Ten resumptions land on both workers (the kernel spreads connections): all reuse.
@@ -289,7 +290,7 @@ class HttpsTest(unittest.TestCase):
             nxt = self.certs.path(f"chain{i}")
             sess_in = f"-sess_in {prev}" if prev else ""
             out = subprocess.run(
-                f"sleep 0.3 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 -msg "
+                f"sleep 1 | openssl s_client -connect 127.0.0.1:{port} -tls1_3 -msg "
                 f"{sess_in} -sess_out {nxt}", shell=True, capture_output=True,
                 timeout=10).stdout.decode(errors="replace")
             m = re.search(r"^(New|Reused), TLSv1\.3", out, re.M)

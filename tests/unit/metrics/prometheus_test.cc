@@ -302,6 +302,58 @@ TEST(RenderPrometheus, PacketFamiliesOnlyForListenersThatHavePackets) {
   EXPECT_EQ(find(lines, "fulcrum_udp_flow_table_full_total")[0].value, "0");
 }
 
+TEST(RenderPrometheus, TlsFamiliesOnlyForHttpsListenersWithEveryLabelValue) {
+  Report r;
+  ListenerSample http;
+  http.lb = "x";
+  http.listener = "http:80";
+  http.http = true;
+  r.listeners = {http};
+  EXPECT_EQ(render_prometheus(r).find("fulcrum_tls_"), std::string::npos);
+  ListenerSample https = http;
+  https.listener = "https:443";
+  https.tls = true;
+  base::TlsCounters& c = https.tls_counters;
+  c.full = 5;
+  c.resumed = 2;
+  c.count_failure(base::TlsFailure::kNoSharedCipher);
+  c.count_failure(base::TlsFailure::kClientCertificate);
+  c.count_failure(base::TlsFailure::kClientCertificate);
+  c.count_failure(base::TlsFailure::kTimeout);
+  c.versions[static_cast<size_t>(base::TlsVersion::kTls1_2)] = 3;
+  c.versions[static_cast<size_t>(base::TlsVersion::kTls1_3)] = 4;
+  c.alpn[static_cast<size_t>(base::TlsAlpn::kH2)] = 1;
+  c.alpn[static_cast<size_t>(base::TlsAlpn::kNone)] = 6;
+  c.sni_unmatched = 9;
+  r.listeners = {http, https};
+  auto lines = parse_exposition(render_prometheus(r));
+  auto values = [&](const std::string& family, const std::string& label) {
+    std::map<std::string, std::string> out;
+    for (const Line& l : find(lines, family)) {
+      EXPECT_EQ(l.labels.at("listener"), "https:443");
+      out[label.empty() ? "" : l.labels.at(label)] = l.value;
+    }
+    return out;
+  };
+  using M = std::map<std::string, std::string>;
+  EXPECT_EQ(values("fulcrum_tls_handshakes_total", "outcome"),
+            (M{{"full", "5"}, {"resumed", "2"}, {"failed", "4"}}));
+  EXPECT_EQ(values("fulcrum_tls_handshake_failures_total", "reason"),
+            (M{{"no_shared_cipher", "1"},
+               {"bad_certificate", "0"},
+               {"client_certificate", "2"},
+               {"protocol", "0"},
+               {"timeout", "1"},
+               {"closed", "0"},
+               {"other", "0"}}));
+  EXPECT_EQ(values("fulcrum_tls_versions_total", "version"),
+            (M{{"TLSv1", "0"}, {"TLSv1.1", "0"}, {"TLSv1.2", "3"}, {"TLSv1.3", "4"}}));
+  EXPECT_EQ(values("fulcrum_tls_alpn_total", "protocol"),
+            (M{{"h2", "1"}, {"http/1.1", "0"}, {"none", "6"}}));
+  EXPECT_EQ(values("fulcrum_tls_client_cert_failures_total", ""), (M{{"", "2"}}));
+  EXPECT_EQ(values("fulcrum_tls_sni_unmatched_total", ""), (M{{"", "9"}}));
+}
+
 TEST(FormatSeconds, ExactDecimalWithoutTrailingZeros) {
   EXPECT_EQ(format_seconds(0), "0");
   EXPECT_EQ(format_seconds(500'000), "0.0005");
@@ -346,6 +398,12 @@ TEST(Names, StableFamilyNamesAndTypes) {
                        "fulcrum_backend_health",
                        "fulcrum_health_checks_total",
                        "fulcrum_listener_acl_denied_total",
+                       "fulcrum_tls_handshakes_total",
+                       "fulcrum_tls_handshake_failures_total",
+                       "fulcrum_tls_versions_total",
+                       "fulcrum_tls_alpn_total",
+                       "fulcrum_tls_client_cert_failures_total",
+                       "fulcrum_tls_sni_unmatched_total",
                    }));
   EXPECT_EQ(kHttpRequestDuration.type, Type::kHistogram);
   EXPECT_EQ(kHttpUpstreamResponse.type, Type::kHistogram);

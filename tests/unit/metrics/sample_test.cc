@@ -62,6 +62,34 @@ TEST(Aggregate, SumsListenersAndBackendsAcrossWorkersInKeyOrder) {
   EXPECT_FALSE(out[2].http);
 }
 
+TEST(Aggregate, SumsTlsCountersOfHttpsListeners) {
+  WorkerSample w0, w1;
+  ListenerSample a0 = listener("shop", "https:443", 1);
+  a0.tls = true;
+  a0.tls_counters.full = 2;
+  a0.tls_counters.count_failure(base::TlsFailure::kTimeout);
+  a0.tls_counters.alpn[static_cast<size_t>(base::TlsAlpn::kH2)] = 2;
+  ListenerSample a1 = listener("shop", "https:443", 1);
+  a1.tls = true;
+  a1.tls_counters.resumed = 3;
+  a1.tls_counters.count_failure(base::TlsFailure::kTimeout);
+  a1.tls_counters.versions[static_cast<size_t>(base::TlsVersion::kTls1_3)] = 3;
+  a1.tls_counters.sni_unmatched = 1;
+  w0.listeners = {a0};
+  w1.listeners = {a1};
+  std::vector<ListenerSample> out = aggregate({w0, w1});
+  ASSERT_EQ(out.size(), 1u);
+  const base::TlsCounters& c = out[0].tls_counters;
+  EXPECT_TRUE(out[0].tls);
+  EXPECT_EQ(c.full, 2u);
+  EXPECT_EQ(c.resumed, 3u);
+  EXPECT_EQ(c.failures[static_cast<size_t>(base::TlsFailure::kTimeout)], 2u);
+  EXPECT_EQ(c.failed(), 2u);
+  EXPECT_EQ(c.alpn[static_cast<size_t>(base::TlsAlpn::kH2)], 2u);
+  EXPECT_EQ(c.versions[static_cast<size_t>(base::TlsVersion::kTls1_3)], 3u);
+  EXPECT_EQ(c.sni_unmatched, 1u);
+}
+
 TEST(Aggregate, NoWorkersNoListeners) {
   EXPECT_TRUE(aggregate({}).empty());
   EXPECT_TRUE(aggregate({WorkerSample{}, WorkerSample{}}).empty());
