@@ -44,6 +44,12 @@ class HttpSessionList {
   void drain_all();
   // Closes every session at once.
   void close_all();
+  // Calls f(HttpSession&) and f(Http2Session&) for every session; f must not close sessions.
+  template <typename F>
+  void for_each(F&& f) {
+    list_.for_each(f);
+    h2_.for_each(f);
+  }
 
  private:
   net::IntrusiveList<HttpSession> list_;

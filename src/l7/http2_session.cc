@@ -160,6 +160,9 @@ void Http2Session::start(HttpSession::ClientInfo info) {
   }
   idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
   last_client_io_ms_ = ctx_.loop.now_ms();
+  if (listener_->removed_ms >= 0) {  // removed during this client's TLS handshake
+    listener_drain_ms_ = listener_->removed_ms + listener_->current->config->drain_timeout_ms;
+  }
   on_client_io(EPOLLIN | EPOLLOUT);
 }
 
@@ -168,6 +171,32 @@ void Http2Session::drain() {
   draining_ = true;
   codec_.shutdown();
   schedule();
+}
+
+void Http2Session::apply_generation(int64_t now_ms) {
+  if (closed_ || draining_) return;
+  const snapshot::Listener& current = *listener_->current->config;
+  bool listener_alive = listener_->removed_ms < 0;
+  bool left = false;
+  if (listener_alive) {
+    for (auto& [id, s] : streams_) {
+      if (s->phase == H2Stream::Phase::kExchange && s->state && s->backend != UINT32_MAX &&
+          backend_left(current, *s->state->config->targets[s->target].group, s->backend)) {
+        left = true;
+        break;
+      }
+    }
+  }
+  if (!listener_alive) {
+    listener_drain_ms_ = std::min(listener_drain_ms_, now_ms + current.drain_timeout_ms);
+  } else if (left) {
+    backend_drain_ms_ = std::min(backend_drain_ms_, now_ms + current.drain_timeout_ms);
+  } else {
+    backend_drain_ms_ = HttpSession::kNoDeadline;  // an early wake-up of the timer is harmless
+    return;
+  }
+  int64_t at = drain_at();
+  if (!timer_.armed() || at < timer_.deadline_ms()) timer_.arm_at(at);
 }
 
 void Http2Session::close(bool reset) {
@@ -771,6 +800,8 @@ void Http2Session::arm_timer() {
     // byte either way ends the connection.
     if (deadline == INT64_MAX) deadline = last_client_io_ms_ + cfg.idle_timeout_ms;
   }
+  if (streams_.empty()) backend_drain_ms_ = HttpSession::kNoDeadline;
+  if (!draining_) deadline = std::min(deadline, drain_at());  // a configuration change's
   if (deadline != INT64_MAX) {
     timer_.arm_at(deadline);
   } else {
@@ -782,6 +813,13 @@ void Http2Session::on_timer(void* self) {
   auto* h = static_cast<Http2Session*>(self);
   if (h->closed_) return;
   int64_t now = h->ctx_.loop.now_ms();
+  if (!h->draining_ && now >= h->drain_at()) {
+    // The listener was removed, or a stream's backend left, drain_timeout ago: GOAWAY; the
+    // streams in flight finish, then the connection closes.
+    h->listener_drain_ms_ = h->backend_drain_ms_ = HttpSession::kNoDeadline;
+    h->drain();
+    return;
+  }
   if (h->streams_.empty()) {
     if (now >= h->idle_deadline_ms_) {
       h->codec_.terminate(http::kH2NoError);  // idle: GOAWAY, then close

@@ -14,6 +14,7 @@
 // HttpSessionList, destroyed through defer_delete.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,6 +45,10 @@ class Http2Session final : public net::Deferred,
   // GOAWAY: the streams in flight finish, then the connection closes.
   void drain();
   void close(bool reset);
+
+  // As HttpSession::apply_generation: at the deadline, GOAWAY; the streams in flight finish,
+  // then the connection closes.
+  void apply_generation(int64_t now_ms);
 
  private:
   struct H2Stream;
@@ -113,6 +118,11 @@ class Http2Session final : public net::Deferred,
   bool pumping_ = false;
   int64_t idle_deadline_ms_ = 0;
   int64_t last_client_io_ms_ = 0;  // the last byte read from or written to the client
+  // As HttpSession's: the listener's removal; a stream's backend leaving (lifted when no stream
+  // is left).
+  int64_t listener_drain_ms_ = HttpSession::kNoDeadline;
+  int64_t backend_drain_ms_ = HttpSession::kNoDeadline;
+  int64_t drain_at() const { return std::min(listener_drain_ms_, backend_drain_ms_); }
 };
 
 }  // namespace fulcrum::l7

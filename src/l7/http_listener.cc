@@ -27,7 +27,9 @@ HttpListener::HttpListener(HttpContext& ctx, net::UniqueFd fd,
   update(std::move(cfg));
 }
 
-HttpListener::~HttpListener() = default;
+HttpListener::~HttpListener() {
+  runtime_->removed_ms = ctx_.loop.now_ms();
+}
 
 void HttpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   acceptor_.set_label(cfg->lb_name + " " + cfg->id);
@@ -44,6 +46,17 @@ void HttpListener::update(std::shared_ptr<const snapshot::Listener> cfg) {
   }
   runtime_->backends.sweep();
   runtime_->current = std::move(state);
+}
+
+bool backend_left(const snapshot::Listener& current, const snapshot::ServerGroup& group,
+                  uint32_t index) {
+  uint64_t id = group.backends[index].id;
+  for (const snapshot::HttpTarget& t : current.targets) {
+    if (!t.group || t.group->name != group.name) continue;
+    auto it = t.group->index_by_id.find(id);
+    return it == t.group->index_by_id.end() || t.group->backends[it->second].weight == 0;
+  }
+  return true;
 }
 
 void HttpListener::on_accept(void* self, net::UniqueFd fd, const net::SocketAddress& peer,

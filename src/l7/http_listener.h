@@ -45,7 +45,16 @@ struct HttpListenerRuntime {
   HttpListenerCounters http;
   base::TlsCounters tls;               // HTTPS listeners: handshakes (l7/tls_handshake.h)
   base::BackendCounterTable backends;  // the backends of every target's group
+  // When the listener was removed (loop time): its sessions, and those a TLS handshake in
+  // progress then still makes, drain by removed_ms + drain_timeout. -1: the listener is live.
+  int64_t removed_ms = -1;
 };
+
+// Whether backend `index` of `group` (of an older generation) is out of `current`: removed from
+// the group of that name, set to weight 0, or its group serves the listener no more. A request
+// or tunnel on it gets the listener's drain_timeout (Worker::apply_drain_deadlines).
+bool backend_left(const snapshot::Listener& current, const snapshot::ServerGroup& group,
+                  uint32_t index);
 
 class HttpListener {
  public:

@@ -185,6 +185,9 @@ void HttpSession::start(ClientInfo info) {
   idle_deadline_ms_ = info.head_deadline_ms != 0
                           ? info.head_deadline_ms
                           : ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
+  if (listener_->removed_ms >= 0) {  // removed during this client's TLS handshake
+    listener_drain_ms_ = listener_->removed_ms + listener_->current->config->drain_timeout_ms;
+  }
   arm_timer();
   on_client_io(EPOLLIN);
 }
@@ -194,6 +197,35 @@ void HttpSession::drain() {
   if (phase_ == Phase::kIdle && request_parser_.idle() && client_in_used_ == client_in_.size()) {
     close(false);
   }
+}
+
+void HttpSession::apply_generation(int64_t now_ms) {
+  if (phase_ == Phase::kClosed || phase_ == Phase::kClosing || draining_) return;
+  const snapshot::Listener& current = *listener_->current->config;
+  if (listener_->removed_ms >= 0) {
+    listener_drain_ms_ = std::min(listener_drain_ms_, now_ms + current.drain_timeout_ms);
+  } else if ((phase_ == Phase::kExchange || phase_ == Phase::kTunnel) && state_ &&
+             backend_ != UINT32_MAX &&
+             backend_left(current, *state_->config->targets[target_].group, backend_)) {
+    backend_drain_ms_ = std::min(backend_drain_ms_, now_ms + current.drain_timeout_ms);
+  } else {
+    if (backend_drain_ms_ == kNoDeadline) return;
+    backend_drain_ms_ = kNoDeadline;  // the backend is back
+    arm_timer();
+    return;
+  }
+  int64_t at = drain_at();
+  if (!timer_.armed() || at < timer_.deadline_ms()) timer_.arm_at(at);
+}
+
+void HttpSession::drain_deadline_passed() {
+  listener_drain_ms_ = backend_drain_ms_ = kNoDeadline;
+  if (phase_ == Phase::kTunnel) {
+    close(false);
+    return;
+  }
+  drain();  // idle: closes now; else the response in flight goes out with Connection: close
+  if (phase_ != Phase::kClosed) arm_timer();
 }
 
 void HttpSession::close(bool reset) {
@@ -511,6 +543,7 @@ void HttpSession::connect_upstream() {
   const snapshot::Listener& cfg = *state_->config;
   const snapshot::HttpTarget& target = cfg.targets[target_];
   HttpListenerState::Target& ts = state_->targets[target_];
+  backend_drain_ms_ = kNoDeadline;  // a new backend: the old one's deadline is not its
   while (attempts_ < cfg.connect_attempts) {
     uint32_t index = pick_backend(target, ts, sticky_backend_, &tried_, peer_);
     if (index == balance::kNoHost) break;
@@ -831,7 +864,7 @@ void HttpSession::process_upstream_input() {
       upstream_out_.append(client_in_, client_in_used_);
       client_in_.clear();
       client_in_used_ = 0;
-      timer_.cancel();
+      arm_timer();  // no timeout in a tunnel, only a drain deadline
       relay_tunnel();
       return;
     }
@@ -870,6 +903,7 @@ void HttpSession::finish_exchange() {
   }
   phase_ = Phase::kIdle;
   idle_deadline_ms_ = ctx_.loop.now_ms() + listener_->current->config->idle_timeout_ms;
+  backend_drain_ms_ = kNoDeadline;  // its backend served this request only
   arm_timer();
   if (!flush_client()) return;
   process_client_input();  // a pipelined request may be waiting
@@ -984,30 +1018,42 @@ void HttpSession::relay_tunnel() {
 void HttpSession::arm_timer() {
   const snapshot::Listener& cfg = state_ ? *state_->config : *listener_->current->config;
   int64_t now = ctx_.loop.now_ms();
+  int64_t at = kNoDeadline;
   switch (phase_) {
     case Phase::kIdle:
-      timer_.arm_at(idle_deadline_ms_);
+      at = idle_deadline_ms_;
       break;
     case Phase::kConnecting:
-      timer_.arm_at(std::min(now + cfg.connect_timeout_ms, request_deadline_ms_));
+      at = std::min(now + cfg.connect_timeout_ms, request_deadline_ms_);
       break;
     case Phase::kExchange:
       // Before the response head: the request timeout. Then: that long without a byte.
-      timer_.arm_at(response_started_ ? last_activity_ms_ + cfg.request_timeout_ms
-                                      : request_deadline_ms_);
+      at = response_started_ ? last_activity_ms_ + cfg.request_timeout_ms : request_deadline_ms_;
       break;
     case Phase::kClosing:
       timer_.arm_at(now + kClosingGraceMs);
-      break;
+      return;
     case Phase::kTunnel:
+      break;
     case Phase::kClosed:
       timer_.cancel();
-      break;
+      return;
+  }
+  if (!draining_) at = std::min(at, drain_at());  // a configuration change's drain deadline
+  if (at == kNoDeadline) {
+    timer_.cancel();
+  } else {
+    timer_.arm_at(at);
   }
 }
 
 void HttpSession::on_timer(void* self) {
   auto* s = static_cast<HttpSession*>(self);
+  if (!s->draining_ && s->phase_ != Phase::kClosing && s->phase_ != Phase::kClosed &&
+      s->ctx_.loop.now_ms() >= s->drain_at()) {
+    s->drain_deadline_passed();
+    return;
+  }
   switch (s->phase_) {
     case Phase::kIdle:
       // Idle keep-alive connection, or a head that did not arrive in time (slow client).

@@ -8,6 +8,7 @@
 // [worker] only; owned by the worker's HttpSessionList, destroyed through defer_delete.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,6 +54,15 @@ class HttpSession final : public net::Deferred,
   void drain();
   // Close now (RST to the client when `reset`).
   void close(bool reset);
+
+  // After a configuration change (Worker::apply_drain_deadlines): when the listener is gone, or
+  // the backend of the request or tunnel in flight left the configuration, the session drains at
+  // now + the listener's drain_timeout (an earlier deadline stays): the response in flight ends
+  // with Connection: close and the connection closes, an idle one closes, a tunnel closes. A
+  // backend that is back (or the request's end) lifts its deadline.
+  void apply_generation(int64_t now_ms);
+
+  static constexpr int64_t kNoDeadline = INT64_MAX;
 
  private:
   enum class Phase : uint8_t {
@@ -173,6 +183,12 @@ class HttpSession final : public net::Deferred,
   // A clean keep-alive connection kept between this client's requests (the pool owns it).
   UpstreamConn* parked_ = nullptr;
   int64_t idle_deadline_ms_ = 0;
+  // Drain deadlines of configuration changes (kNoDeadline: none): the listener's removal, and
+  // the backend of the request in flight leaving (lifted when the request ends).
+  int64_t listener_drain_ms_ = kNoDeadline;
+  int64_t backend_drain_ms_ = kNoDeadline;
+  int64_t drain_at() const { return std::min(listener_drain_ms_, backend_drain_ms_); }
+  void drain_deadline_passed();
 };
 
 }  // namespace fulcrum::l7

@@ -8,6 +8,7 @@
 #include "l4/tcp_listener.h"
 #include "l4/tcp_session.h"
 #include "l4/udp_listener.h"
+#include "l7/http2_session.h"
 #include "l7/http_listener.h"
 #include "l7/http_session.h"
 #include "l7/tls_handshake.h"
@@ -170,6 +171,7 @@ void Worker::apply(std::shared_ptr<const snapshot::Snapshot> snap,
     udp_listeners_.swap(next_udp);
     next_udp.clear();
     apply_drain_deadlines();
+    apply_http_drain_deadlines();
     snapshot_ = std::move(snap);
     done(snapshot_->generation);
   });
@@ -196,6 +198,13 @@ void Worker::apply_drain_deadlines() {
       s.cancel_drain();
     }
   });
+}
+
+// HTTP: the same rules per request (HTTP/1.1, a tunnel after 101) or stream (HTTP/2), ending the
+// connection the graceful HTTP way at the deadline (l7::HttpSession::apply_generation).
+void Worker::apply_http_drain_deadlines() {
+  int64_t now = loop_->now_ms();
+  http_ctx_->sessions.for_each([&](auto& s) { s.apply_generation(now); });
 }
 
 void Worker::drain(int64_t deadline_ms, std::function<void()> drained) {

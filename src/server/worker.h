@@ -76,6 +76,7 @@ class Worker {
   void on_backend_failure(const snapshot::Listener& l, const snapshot::Backend& b, int error);
   void check_drained();
   void apply_drain_deadlines();
+  void apply_http_drain_deadlines();
   static void on_drain_tick(void* self);
 
   uint32_t index_;
