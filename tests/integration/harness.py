@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import zlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
@@ -64,6 +65,28 @@ def run_cleanups(fns):
             errors.append(e)
     if errors:
         raise errors[0]
+
+
+class ProcessCase(unittest.TestCase):
+    """A test case that ends what it starts: `self.cleanup` (functions) all run at tearDown, last
+    added first, even after one fails; echo() and fulcrumd() start a backend or a daemon and add
+    its stop."""
+
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        run_cleanups(self.cleanup)
+
+    def echo(self, name, http=True, **kw):
+        e = Echo(name, http=http, **kw)
+        self.cleanup.append(e.stop)
+        return e
+
+    def fulcrumd(self, text, **kw):
+        f = Fulcrumd(text, **kw)
+        self.cleanup.append(f.stop)
+        return f
 
 
 class Echo:

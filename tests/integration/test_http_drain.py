@@ -34,23 +34,7 @@ def closed_within(s, timeout):
     return time.monotonic() - started
 
 
-class HttpDrainTimeoutTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
-    def echo(self, name):
-        e = h.Echo(name, http=True)
-        self.cleanup.append(e.stop)
-        return e
-
-    def fulcrumd(self, text, **kw):
-        f = h.Fulcrumd(text, **kw)
-        self.cleanup.append(f.stop)
-        return f
-
+class HttpDrainTimeoutTest(h.ProcessCase):
     def connect(self, port):
         s = h.connect(port, timeout=10)
         self.cleanup.append(s.close)
@@ -186,7 +170,7 @@ class HttpDrainTimeoutTest(unittest.TestCase):
         self.assertEqual(got, b"STILL")
 
 
-class Http2DrainTimeoutTest(unittest.TestCase):
+class Http2DrainTimeoutTest(h.ProcessCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = certs_mod.Certs()
@@ -195,12 +179,6 @@ class Http2DrainTimeoutTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.certs.cleanup()
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)
 
     def yaml(self, port, backend_port):
         listener = {"protocol": "https", "port": port, "certificates": ["ec"],

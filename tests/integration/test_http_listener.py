@@ -159,23 +159,7 @@ class Traffic:
                 self._failed(f"new connection {port}", e)
 
 
-class HttpListenerTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
-    def echo(self, name):
-        e = h.Echo(name, http=True)
-        self.cleanup.append(e.stop)
-        return e
-
-    def fulcrumd(self, text, **kw):
-        f = h.Fulcrumd(text, **kw)
-        self.cleanup.append(f.stop)
-        return f
-
+class HttpListenerTest(h.ProcessCase):
     def test_curl_through_and_round_robin(self):
         a, b = self.echo("a"), self.echo("b")
         port = h.free_port()
@@ -487,14 +471,8 @@ class RawBackend:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class ProxyRulesTest(unittest.TestCase):
+class ProxyRulesTest(h.ProcessCase):
     """TESTING.md's rules a proxy must follow, with raw bytes on both sides."""
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def proxy(self, answer, extra=""):
         b = RawBackend(answer)
@@ -595,13 +573,7 @@ class ProxyRulesTest(unittest.TestCase):
         self.assertIn("[200]\t500 responses", out.stdout, out.stdout)
 
 
-class StickySessionTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class StickySessionTest(h.ProcessCase):
     def get(self, port, path="/", cookie=None):
         extra = f"Cookie: {cookie}\r\n".encode() if cookie else b""
         return request(port, path, extra=extra)
@@ -715,13 +687,7 @@ class StickySessionTest(unittest.TestCase):
             self.assertEqual(body.decode().strip(), f"{name} JSESSIONID={name}-session")
 
 
-class GzipTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class GzipTest(h.ProcessCase):
     def backend(self):
         import http.server
         page = ("<html>" + "hello fulcrum " * 800 + "</html>").encode()
@@ -789,7 +755,7 @@ class GzipTest(unittest.TestCase):
         self.assertEqual(body, page)
 
 
-class HttpFaultMixTest(unittest.TestCase):
+class HttpFaultMixTest(h.ProcessCase):
     """TESTING.md invariant 1: every response belongs to its own request, whatever goes wrong."""
 
     def test_ten_thousand_requests_with_faults_have_no_mismatch(self):
@@ -878,7 +844,7 @@ class HttpFaultMixTest(unittest.TestCase):
         self.assertNotIn("Sanitizer", log)
 
 
-class HttpDrainTest(unittest.TestCase):
+class HttpDrainTest(h.ProcessCase):
     def test_sigterm_finishes_the_request_in_flight_and_closes_idle_ones(self):
         a = h.Echo("a", http=True)
         port = h.free_port()
