@@ -25,6 +25,13 @@ inline constexpr Family kBuildInfo{"fulcrum_build_info", Type::kGauge,
 inline constexpr Family kConfigGeneration{"fulcrum_config_generation", Type::kGauge,
                                           "Generation of the configuration the workers run."};
 inline constexpr Family kWorkers{"fulcrum_workers", Type::kGauge, "Worker threads."};
+inline constexpr Family kStoreRevision{"fulcrum_store_revision", Type::kGauge,
+                                       "Store revision of the configuration this node serves."};
+inline constexpr Family kStoreReachable{
+    "fulcrum_store_reachable", Type::kGauge,
+    "1 while the configuration store answers (always 1 for SQLite), else 0."};
+inline constexpr Family kClusterNodes{"fulcrum_cluster_nodes", Type::kGauge,
+                                      "Nodes of the cluster by state (up, down)."};
 
 // Listeners, labels {lb, listener}.
 inline constexpr Family kListenerConnections{"fulcrum_listener_connections_total", Type::kCounter,
@@ -126,6 +133,9 @@ inline constexpr std::array kFamilies = {
     kBuildInfo,
     kConfigGeneration,
     kWorkers,
+    kStoreRevision,
+    kStoreReachable,
+    kClusterNodes,
     kListenerConnections,
     kListenerActive,
     kListenerDropped,

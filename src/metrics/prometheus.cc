@@ -1,5 +1,6 @@
 #include "metrics/prometheus.h"
 
+#include <algorithm>
 #include <array>
 #include <initializer_list>
 #include <utility>
@@ -333,6 +334,13 @@ std::string render_prometheus(const Report& r) {
   w.series(kConfigGeneration.name, {}, r.config_generation);
   w.family(kWorkers);
   w.series(kWorkers.name, {}, r.workers);
+  w.family(kStoreRevision);
+  w.series(kStoreRevision.name, {}, static_cast<uint64_t>(std::max<int64_t>(r.store.revision, 0)));
+  w.family(kStoreReachable);
+  w.series(kStoreReachable.name, {}, r.store.reachable ? 1 : 0);
+  w.family(kClusterNodes);
+  w.series(kClusterNodes.name, {{"state", "up"}}, r.store.nodes_up);
+  w.series(kClusterNodes.name, {{"state", "down"}}, r.store.nodes_down);
   render_listeners(r, w);
   render_http(r, w);
   render_tls(r, w);

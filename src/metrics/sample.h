@@ -66,8 +66,17 @@ struct HealthCheckSample {
   uint64_t failures = 0;
 };
 
+// What the node knows of its configuration store (in cluster mode: etcd and the other nodes).
+struct StoreSample {
+  int64_t revision = 0;  // of the configuration the node serves
+  bool reachable = true;
+  uint32_t nodes_up = 1;
+  uint32_t nodes_down = 0;
+};
+
 struct Report {
   uint64_t config_generation = 0;
+  StoreSample store;
   uint32_t workers = 0;
   std::vector<ListenerSample> listeners;  // one per (lb, listener): see aggregate()
   std::vector<BackendHealthSample> backend_health;

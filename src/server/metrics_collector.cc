@@ -64,8 +64,16 @@ std::vector<metrics::BackendHealthSample> backend_health(const snapshot::Snapsho
 void collect(const std::vector<std::unique_ptr<Worker>>& workers, net::EventLoop& control_loop,
              std::shared_ptr<const snapshot::Snapshot> snapshot, const health::Monitor* monitor,
              std::function<void(std::string text)> done) {
+  collect(workers, control_loop, std::move(snapshot), monitor, metrics::StoreSample{},
+          std::move(done));
+}
+
+void collect(const std::vector<std::unique_ptr<Worker>>& workers, net::EventLoop& control_loop,
+             std::shared_ptr<const snapshot::Snapshot> snapshot, const health::Monitor* monitor,
+             metrics::StoreSample store, std::function<void(std::string text)> done) {
   auto c = std::make_shared<Collection>();
   c->report.config_generation = snapshot ? snapshot->generation : 0;
+  c->report.store = store;
   c->report.workers = static_cast<uint32_t>(workers.size());
   if (snapshot) c->report.backend_health = backend_health(*snapshot);
   if (monitor) {

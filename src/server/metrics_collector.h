@@ -29,6 +29,10 @@ namespace fulcrum::server {
 void collect(const std::vector<std::unique_ptr<Worker>>& workers, net::EventLoop& control_loop,
              std::shared_ptr<const snapshot::Snapshot> snapshot, const health::Monitor* monitor,
              std::function<void(std::string text)> done);
+// The same, with what the control plane knows of the store and the cluster.
+void collect(const std::vector<std::unique_ptr<Worker>>& workers, net::EventLoop& control_loop,
+             std::shared_ptr<const snapshot::Snapshot> snapshot, const health::Monitor* monitor,
+             metrics::StoreSample store, std::function<void(std::string text)> done);
 
 // The status of every backend of every running listener of `snap` (each server group the
 // listener sends to, once), as fulcrum_backend_up / fulcrum_backend_health report it.

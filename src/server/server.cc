@@ -868,7 +868,12 @@ void Server::on_drain_poll(void* self) {
 }
 
 void Server::render_metrics(std::function<void(std::string)> done) {
-  collect(workers_, *control_loop_, snapshot_, monitor_.get(), std::move(done));
+  metrics::StoreSample store;
+  store.revision = revision_;
+  store.reachable = !store_ || store_->reachable();
+  store.nodes_up = store.nodes_down = 0;
+  for (const api::NodeView& n : nodes()) ++(n.up ? store.nodes_up : store.nodes_down);
+  collect(workers_, *control_loop_, snapshot_, monitor_.get(), store, std::move(done));
 }
 
 int Server::run() {

@@ -312,6 +312,14 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual(rev, st["revision"] if "revision" in st else store["revision"])
             self.assertEqual(st["node"], n.name)
             self.assertEqual(st["zone"], {"A": "z1", "B": "z2"}[n.name])
+            # /metrics says the same: the revision, the store reached, both nodes up.
+            _, text, _ = n.api("GET", "/metrics", token="reader")
+            text = text if isinstance(text, str) else text.decode()
+            self.assertIn(f"\nfulcrum_store_revision {store['revision']}\n", text)
+            self.assertIn("\nfulcrum_store_reachable 1\n", text)
+            h.wait_until(lambda: '\nfulcrum_cluster_nodes{state="up"} 2\n' in
+                         n.api("GET", "/metrics", token="reader")[1], timeout=5,
+                         what=f"{n.name}: two nodes up in /metrics")
         # Every answer tells the revision its node serves, errors and plain text included.
         for method, path, body, token, want in (
                 ("GET", "/v1/config", None, "reader", 200),

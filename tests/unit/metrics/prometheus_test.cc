@@ -115,6 +115,7 @@ std::vector<Line> find(const std::vector<Line>& lines, const std::string& name) 
 Report sample_report() {
   Report r;
   r.config_generation = 7;
+  r.store = StoreSample{4182, false, 2, 1};
   r.workers = 2;
   ListenerSample tcp;
   tcp.lb = "shop";
@@ -158,6 +159,8 @@ TEST(RenderPrometheus, EmptyReportHasTheProcessFamiliesOnly) {
   EXPECT_TRUE(text.starts_with(expected)) << text;
   EXPECT_NE(text.find("\nfulcrum_config_generation 0\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\nfulcrum_workers 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nfulcrum_store_reachable 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nfulcrum_cluster_nodes{state=\"up\"} 1\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("fulcrum_listener"), std::string::npos) << text;
   EXPECT_EQ(text.find("fulcrum_http"), std::string::npos) << text;
   parse_exposition(text);
@@ -172,6 +175,10 @@ TEST(RenderPrometheus, EveryFamilyWithLabelsAndValues) {
   auto lines = parse_exposition(text);
   EXPECT_NE(text.find("\nfulcrum_config_generation 7\n"), std::string::npos);
   EXPECT_NE(text.find("\nfulcrum_workers 2\n"), std::string::npos);
+  EXPECT_NE(text.find("\nfulcrum_store_revision 4182\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nfulcrum_store_reachable 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nfulcrum_cluster_nodes{state=\"up\"} 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nfulcrum_cluster_nodes{state=\"down\"} 1\n"), std::string::npos) << text;
   EXPECT_NE(text.find("\nfulcrum_listener_connections_total{lb=\"shop\",listener=\"tcp:8000\"} "
                       "10\n"),
             std::string::npos)
@@ -379,6 +386,9 @@ TEST(Names, StableFamilyNamesAndTypes) {
                        "fulcrum_build_info",
                        "fulcrum_config_generation",
                        "fulcrum_workers",
+                       "fulcrum_store_revision",
+                       "fulcrum_store_reachable",
+                       "fulcrum_cluster_nodes",
                        "fulcrum_listener_connections_total",
                        "fulcrum_listener_active_connections",
                        "fulcrum_listener_dropped_connections_total",
