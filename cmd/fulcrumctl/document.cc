@@ -1,6 +1,6 @@
 #include "document.h"
 
-#include <yaml-cpp/eventhandler.h>
+#include "config/yaml_prescan.h"
 
 #include <cerrno>
 #include <charconv>
@@ -129,7 +129,6 @@ base::Result<Json> scalar(const YAML::Node& node, const std::string& path) {
 // the tree into JSON: a "billion laughs" file (aliases of aliases) is refused here with the
 // server's message instead of filling the memory of the client.
 constexpr size_t kMaxDocumentBytes = 16u << 20;  // the API's body limit
-constexpr size_t kMaxYamlNodes = 1'000'000;      // nodes as written (yaml-cpp: ~500 bytes each)
 constexpr size_t kMaxValues = 1'000'000;  // keys and list items reached, an alias at each use
 constexpr size_t kMaxText = 16u << 20;    // scalar text reached, an alias at each use
 
@@ -149,37 +148,6 @@ base::Status spend(Budget& budget, const YAML::Node& node) {
   }
   return {};
 }
-
-struct TooManyNodes {};
-
-// Counts the nodes of the first document as parse events, before any tree is built.
-class NodeCounter : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    node();
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    node();
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    node();
-  }
-  void OnMapEnd() override {}
-
- private:
-  void node() {
-    if (++nodes_ > kMaxYamlNodes) throw TooManyNodes{};
-  }
-  size_t nodes_ = 0;
-};
 
 base::Result<Json> convert(const YAML::Node& node, const std::string& path, Budget& budget) {
   switch (node.Type()) {
@@ -396,10 +364,10 @@ base::Result<Document> load_document(const std::string& path, Shape shape) {
     try {
       std::istringstream in(*text);
       YAML::Parser parser(in);
-      NodeCounter counter;
+      config::YamlPrescan counter;
       parser.HandleNextDocument(counter);  // the document YAML::Load reads
       root = YAML::Load(*text);
-    } catch (const TooManyNodes&) {
+    } catch (const config::TooManyYamlNodes&) {
       return base::Error::config("", path + ": document too large (more than 1000000 YAML nodes)");
     } catch (const YAML::Exception& e) {
       return base::Error::internal(path + ":" + std::to_string(e.mark.line + 1) + ":" +

@@ -1,6 +1,5 @@
 #include "config/yaml.h"
 
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <array>
@@ -18,6 +17,7 @@
 #include "base/duration.h"
 #include "config/decode_internal.h"
 #include "config/validate.h"
+#include "config/yaml_prescan.h"
 
 namespace fulcrum::config {
 namespace {
@@ -657,47 +657,8 @@ class Decoder {
   size_t text_bytes_ = 0;
 };
 
-// The most nodes (scalars, mappings, sequences, aliases, nulls as written) yaml-cpp may build
-// for a document. Its tree costs some 500 bytes per node, whatever the text: 16 MiB of "1," would
-// be 8 million nodes and gigabytes. An alias is one node (the tree shares what it names), so
-// this bounds the tree's memory; kMaxValues and the text budget bound the decoding of it.
-constexpr size_t kMaxYamlNodes = 1'000'000;
-
-struct TooManyNodes {};
-
-// Sees where each document starts and counts nodes, without building any.
-class Prescan : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node(); }
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {
-    node();
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {
-    node();
-  }
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {
-    node();
-  }
-  void OnMapEnd() override {}
-
-  YAML::Mark last;
-
- private:
-  void node() {
-    if (++nodes_ > kMaxYamlNodes) throw TooManyNodes{};
-  }
-  size_t nodes_ = 0;
-};
-
 // The number of YAML documents in `text`, read as events before any tree is built; throws
-// TooManyNodes past kMaxYamlNodes. Also guards against a yaml-cpp 0.7 bug: on some
+// TooManyYamlNodes past kMaxYamlNodes. Also guards against a yaml-cpp 0.7 bug: on some
 // malformed input (a stray ',' at the top level, "!tag,") its parser stops consuming tokens and
 // reports the same empty document forever, so YAML::LoadAll never returns
 // (jbeder/yaml-cpp#1040, fixed upstream by #1319). A document that starts where the previous one
@@ -706,7 +667,7 @@ class Prescan : public YAML::EventHandler {
 size_t count_documents(const std::string& text) {
   std::istringstream in(text);
   YAML::Parser parser(in);
-  Prescan starts;
+  YamlPrescan starts;
   size_t documents = 0;
   int previous_pos = -1;
   while (parser.HandleNextDocument(starts)) {
@@ -758,7 +719,7 @@ base::Result<Config> decode_yaml(std::string_view text, const std::string& base_
     base::Result<Config> decoded = internal::decode_tree(root, base_dir);
     if (!decoded.ok()) return decoded.take_error();
     config = std::move(decoded).value();
-  } catch (const TooManyNodes&) {
+  } catch (const TooManyYamlNodes&) {
     return base::Error::config("", "document too large (more than 1000000 YAML nodes)");
   } catch (const YAML::ParserException& e) {  // includes DeepRecursion (nesting too deep)
     std::string message = "YAML syntax error";
