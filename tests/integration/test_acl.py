@@ -130,13 +130,7 @@ def counter(f, family, listener):
     return int(m.group(1)) if m else None
 
 
-class AclTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class AclTest(h.ProcessCase):
     def echo(self, **kw):
         e = h.Echo("a", **kw)
         self.cleanup.append(e.stop)

@@ -30,13 +30,7 @@ def lb_doc(groups, listeners=(), name="web"):
     }
 
 
-class ApiTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class ApiTest(h.ProcessCase):
     def daemon(self, yaml_text=None, workers=2):
         f = h.Fulcrumd(yaml_text, workers=workers)
         self.cleanup.append(f.stop)

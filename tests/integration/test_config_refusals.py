@@ -74,13 +74,7 @@ def billion_laughs():
 LAUGHS_ERROR = "document too large (more than 1000000 values; an alias counts at each use)"
 
 
-class ConfigRefusalsTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)
-
+class ConfigRefusalsTest(h.ProcessCase):
     def daemon(self):
         f = h.Fulcrumd(None, workers=1)
         self.cleanup.append(f.stop)

@@ -41,13 +41,7 @@ def lb_yaml(hosts, tcp_port, port, health, extra=""):
     return "\n".join(lines) + "\n"
 
 
-class HealthTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class HealthTest(h.ProcessCase):
     def backends(self, hosts=HOSTS, http=True):
         tcp_port = h.common_free_port(hosts)
         http_port = h.common_free_port(hosts) if http else None
@@ -57,11 +51,6 @@ class HealthTest(unittest.TestCase):
             self.cleanup.append(e.stop)
             out.append(e)
         return out, tcp_port, http_port
-
-    def fulcrumd(self, text, **kw):
-        f = h.Fulcrumd(text, **kw)
-        self.cleanup.append(f.stop)
-        return f
 
     def wait_log(self, f, pattern, timeout, after=0):
         """Waits for `pattern` in the log (from character `after`); returns the monotonic time."""

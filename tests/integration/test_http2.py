@@ -141,7 +141,7 @@ def request(path=b"/", method=b"GET", authority=b"a.example.com"):
             (b":path", path)]
 
 
-class Http2Test(unittest.TestCase):
+class Http2Test(h.ProcessCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = certs_mod.Certs()
@@ -150,12 +150,6 @@ class Http2Test(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.certs.cleanup()
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
 
     def start(self, http2=True, workers=1, **fields):
         e = h.Echo("a", http=True, http_port=0)

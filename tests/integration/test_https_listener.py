@@ -60,7 +60,7 @@ def subject_cn(out):
     return None
 
 
-class HttpsTest(unittest.TestCase):
+class HttpsTest(h.ProcessCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = certs_mod.Certs()
@@ -76,21 +76,10 @@ class HttpsTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.certs.cleanup()
 
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
     def echo(self, name="a"):
         e = h.Echo(name, http=True)
         self.cleanup.append(e.stop)
         return e
-
-    def fulcrumd(self, text, **kw):
-        f = h.Fulcrumd(text, **kw)
-        self.cleanup.append(f.stop)
-        return f
 
     def base_certs(self):
         return [("ec", *self.ec, "server"), ("rsa", *self.rsa, "server"),

@@ -14,13 +14,7 @@ import unittest
 import harness as h
 
 
-class TcpListenerTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class TcpListenerTest(h.ProcessCase):
     def echo(self, name, **kw):
         e = h.Echo(name, **kw)
         self.cleanup.append(e.stop)

@@ -31,7 +31,7 @@ def s_client_waiting(port, *args, wait_s=0.3):
     return proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
 
 
-class TlsMetricsTest(unittest.TestCase):
+class TlsMetricsTest(h.ProcessCase):
     @classmethod
     def setUpClass(cls):
         cls.certs = certs_mod.Certs()
@@ -44,12 +44,6 @@ class TlsMetricsTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.certs.cleanup()
-
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)
 
     def start(self, listener, workers=2):
         """fulcrumd with one HTTPS listener (fields added to `listener`); returns (f, port)."""

@@ -141,13 +141,7 @@ class ProxyV2Backend:
         self.sock.close()
 
 
-class UdpListenerTest(unittest.TestCase):
-    def setUp(self):
-        self.cleanup = []
-
-    def tearDown(self):
-        h.run_cleanups(self.cleanup)  # every process ends even when one cleanup fails
-
+class UdpListenerTest(h.ProcessCase):
     def echo(self, name, **kw):
         e = h.Echo(name, udp=True, **kw)
         self.cleanup.append(e.stop)
