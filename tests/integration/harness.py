@@ -12,7 +12,9 @@ import re
 import signal
 import socket
 import subprocess
+import random
 import tempfile
+import threading
 import time
 import unittest
 import zlib
@@ -65,6 +67,50 @@ def run_cleanups(fns):
             errors.append(e)
     if errors:
         raise errors[0]
+
+
+def writes_with_a_kill(node, path, kill, stop_on_error, timeout=20):
+    """The "nothing lost" run: 500 POSTs of one backend each (127.0.1.1:10000+i) to `path` through
+    `node` (a Fulcrumd), every tenth invalid (weight 999); `kill()` runs once between 120 and 300
+    acknowledged writes, while the writer goes on (or stops at its first unanswered request when
+    `stop_on_error`). Returns (acked ports, refused [(port, status, error code)], ports whose fate
+    is unknown (no answer, or 5xx), how many were acknowledged before the kill)."""
+    acked, refused, unknown = [], [], []
+    done = threading.Event()
+
+    def writer():
+        for i in range(500):
+            port = 10000 + i
+            body = {"address": "127.0.1.1", "port": port, "weight": 999 if i % 10 == 7 else 50}
+            try:
+                status, answer, _ = node.api("POST", path, body, timeout=timeout)
+            except OSError:
+                unknown.append(port)
+                if stop_on_error:
+                    break
+                continue
+            if 200 <= status < 300:
+                acked.append(port)
+            elif 400 <= status < 500:
+                code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
+                refused.append((port, status, code))
+            else:
+                unknown.append(port)
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    kill_at = random.Random().randint(120, 300)
+    wait_until(lambda: len(acked) >= kill_at or done.is_set(), timeout=150,
+               what="writes acknowledged")
+    before = len(acked)
+    kill()
+    t.join(timeout=300)
+    if t.is_alive():
+        raise AssertionError("the writer did not finish")
+    if done.is_set() and before < kill_at:
+        raise AssertionError("the writer finished before the kill")
+    return acked, refused, unknown, before
 
 
 class ProcessCase(unittest.TestCase):

@@ -664,46 +664,6 @@ class ClusterTest(unittest.TestCase):
 
     # --- durability ------------------------------------------------------------------------------
 
-    def _writes_with_a_kill(self, writer_node, kill, stop_on_error):
-        """500 POSTs of one backend each through `writer_node`, every tenth invalid; `kill()` runs
-        once between 120 and 300 acknowledged writes. Returns (acked, refused, unknown, acked
-        before the kill)."""
-        acked, refused, unknown = [], [], []
-        done = threading.Event()
-
-        def writer():
-            for i in range(500):
-                invalid = i % 10 == 7
-                port = 10000 + i
-                body = {"address": "127.0.1.1", "port": port, "weight": 999 if invalid else 50}
-                try:
-                    status, answer, _ = writer_node.api("POST", GROUP + "/backends", body,
-                                                        timeout=20)
-                except OSError:
-                    unknown.append(port)  # no answer: its fate is unknown
-                    if stop_on_error:
-                        break
-                    continue
-                if 200 <= status < 300:
-                    acked.append(port)
-                elif 400 <= status < 500:
-                    refused.append((port, status, error_code(answer)))
-                else:
-                    unknown.append(port)  # 5xx: the store could not say
-            done.set()
-
-        t = threading.Thread(target=writer)
-        t.start()
-        kill_at = random.Random().randint(120, 300)
-        h.wait_until(lambda: len(acked) >= kill_at or done.is_set(), timeout=150,
-                     what="writes acknowledged")
-        before = len(acked)
-        kill()
-        t.join(timeout=300)
-        self.assertFalse(t.is_alive(), "the writer did not finish")
-        self.assertFalse(done.is_set() and before < kill_at, "the writer finished too early")
-        return acked, refused, unknown, before
-
     def _check_writes(self, node, acked, refused, unknown):
         h.wait_until(lambda: set(acked) <= set(backend_ports(node) or []), timeout=5,
                      interval=0.1, what=f"node {node.name} has every acknowledged write")
@@ -729,7 +689,8 @@ class ClusterTest(unittest.TestCase):
             killed["index"] = leader if leader is not None else 0
             etcd.kill9(killed["index"])
 
-        acked, refused, unknown, before = self._writes_with_a_kill(na, kill, stop_on_error=False)
+        acked, refused, unknown, before = h.writes_with_a_kill(na, GROUP + "/backends", kill,
+                                                               stop_on_error=False)
         self.assertEqual(len(acked) + len(refused) + len(unknown), 500)
         self.assertEqual(len(refused), 50, refused[:5])
         # Two members of three still make a quorum: writes go on after the kill.
@@ -746,8 +707,8 @@ class ClusterTest(unittest.TestCase):
         nb = self.node(etcd, "B")
         self.ok(na, "POST", "/v1/loadbalancers", lb_doc([]))
         self.wait_same_config([na, nb], timeout=1.0)
-        acked, refused, unknown, before = self._writes_with_a_kill(na, na.kill9,
-                                                                   stop_on_error=True)
+        acked, refused, unknown, before = h.writes_with_a_kill(na, GROUP + "/backends", na.kill9,
+                                                               stop_on_error=True)
         self.assertLess(len(acked) + len(refused), 500, "A was killed after the last write")
         self._check_writes(nb, acked, refused, unknown)
         etcd.put("/elsewhere/unrelated", "x")  # etcd moves on without a configuration change
