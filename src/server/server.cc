@@ -169,6 +169,18 @@ base::Status make_data_dir(const std::string& dir) {
 }
 }  // namespace
 
+// The configuration the store's keys hold becomes config_ (not running yet).
+base::Status Server::load_stored(const std::map<std::string, std::string>& kvs) {
+  if (kvs.empty()) return {};
+  auto cfg = config::from_store(kvs);
+  if (!cfg.ok()) {
+    return base::Error::internal("the store " + store_->describe() +
+                                 " holds an invalid configuration: " + cfg.error().to_string());
+  }
+  config_ = std::move(*cfg);
+  return {};
+}
+
 base::Status Server::open_store() {
   if (options_.store.rfind("etcd://", 0) == 0) return open_etcd();
   if (options_.store != "sqlite") {
@@ -183,14 +195,7 @@ base::Status Server::open_store() {
   std::map<std::string, std::string> kvs;
   for (auto& kv : all->kvs) kvs.emplace(std::move(kv.key), std::move(kv.value));
   revision_ = all->revision;
-  if (!kvs.empty()) {
-    auto cfg = config::from_store(kvs);
-    if (!cfg.ok()) {
-      return base::Error::internal("the store " + store_->describe() +
-                                   " holds an invalid configuration: " + cfg.error().to_string());
-    }
-    config_ = std::move(*cfg);
-  }
+  if (auto st = load_stored(kvs); !st.ok()) return st;
   FLOG_INFO("store {} at revision {}: {} load balancers", store_->describe(), revision_,
             config_.loadbalancers.size());
   return {};
@@ -305,14 +310,7 @@ base::Status Server::open_etcd() {
     tls_.tickets->install(tls::TicketKey::from_bytes(secrets->ticket_current),
                           tls::TicketKey::from_bytes(secrets->ticket_previous));
   }
-  if (!kvs.empty()) {
-    auto cfg = config::from_store(kvs);
-    if (!cfg.ok()) {
-      return base::Error::internal("the store " + store_->describe() +
-                                   " holds an invalid configuration: " + cfg.error().to_string());
-    }
-    config_ = std::move(*cfg);
-  }
+  if (auto st = load_stored(kvs); !st.ok()) return st;
   follower_ = std::make_unique<cluster::Follower>(
       *control_loop_, *store_, "/fulcrum/", store::EtcdOptions{}.guard_key,
       [this](const cluster::KeyMap& keys, int64_t rev) { follow(keys, rev); });

@@ -97,6 +97,7 @@ class Server final : public api::Control {
   base::Status publish(const config::Config& config, bool announce = true);
   base::Status open_store();
   base::Status open_etcd();
+  base::Status load_stored(const std::map<std::string, std::string>& kvs);
   // Applies `next` now (start-up: the --config file), committing with the blocking store call.
   api::ApplyOutcome apply(const config::Config& next, bool dry_run);
   // The store copy of the configuration keys (what the next change is a difference against).

@@ -185,7 +185,9 @@ class Http2DrainTimeoutTest(h.ProcessCase):
                     "drain_timeout": 1}
         return https_yaml([("ec", *self.ec, "server")], [listener], backend_port)
 
-    def test_http2_connection_of_a_removed_listener_gets_goaway_after_drain_timeout(self):
+    def connection_of_a_removed_listener(self):
+        """An HTTP/2 connection that served a stream, then its listener removed by a reload:
+        (the connection, when the reload was done)."""
         e = h.Echo("a", http=True, http_port=0)
         self.cleanup.append(e.stop)
         port, port2 = h.free_port(), h.free_port()
@@ -197,6 +199,10 @@ class Http2DrainTimeoutTest(h.ProcessCase):
         self.assertEqual(c.outcome(1), ("status", 200))
         f.reload(self.yaml(port2, e.port))
         started = time.monotonic()
+        return c, started
+
+    def test_http2_connection_of_a_removed_listener_gets_goaway_after_drain_timeout(self):
+        c, started = self.connection_of_a_removed_listener()
         # Inside drain_timeout a new stream is served; one still in flight at the deadline ...
         c.send(c.headers(3, request(b"/")))
         self.assertEqual(c.outcome(3), ("status", 200))
@@ -223,17 +229,7 @@ class Http2DrainTimeoutTest(h.ProcessCase):
         self.assertLess(events[3][1], 4.0)
 
     def test_idle_http2_connection_of_a_removed_listener_closes_at_the_deadline(self):
-        e = h.Echo("a", http=True, http_port=0)
-        self.cleanup.append(e.stop)
-        port, port2 = h.free_port(), h.free_port()
-        f = h.Fulcrumd(self.yaml(port, e.port), workers=1)
-        self.cleanup.append(f.stop)
-        c = RawH2(port, self.certs.ca)
-        self.cleanup.append(c.close)
-        c.send(c.headers(1, request(b"/")))
-        self.assertEqual(c.outcome(1), ("status", 200))
-        f.reload(self.yaml(port2, e.port))
-        started = time.monotonic()
+        c, started = self.connection_of_a_removed_listener()
         self.assertEqual(c.ending(timeout=5), "goaway")
         goaway = time.monotonic() - started
         self.assertGreater(goaway, 0.7)
